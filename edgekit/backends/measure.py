@@ -1,0 +1,48 @@
+"""Accuracy, latency and throughput of any runner, on the same inputs for every runner."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from edgekit.backends.base import Runner
+from edgekit.metrics import latency_stats, topk_accuracy
+from edgekit.progress import Progress
+
+
+def evaluate(runner: Runner, images: np.ndarray, labels: np.ndarray, batch_size: int = 250, label: str | None = None) -> dict[str, float]:
+    """top-1/top-5 of the runner on normalized float32 images."""
+    outs = []
+    bar = Progress(label, len(images)) if label else None
+    for start in range(0, len(images), batch_size):
+        batch = np.ascontiguousarray(images[start : start + batch_size])
+        outs.append(runner.run(batch))
+        if bar:
+            bar.update(len(batch))
+    return topk_accuracy(np.concatenate(outs), labels)
+
+
+def _timed_runs(runner: Runner, x: np.ndarray, warmup_s: float, min_runs: int, min_s: float) -> list[float]:
+    end_warmup = time.perf_counter() + warmup_s
+    while time.perf_counter() < end_warmup:
+        runner.run(x)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < min_s:
+        t0 = time.perf_counter()
+        runner.run(x)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def measure_latency(runner: Runner, inputs: np.ndarray, warmup_s: float = 0.5, min_runs: int = 100, min_s: float = 2.0) -> dict:
+    """Batch-1 latency: warm-up by time, then at least `min_runs` runs and `min_s` seconds."""
+    times = _timed_runs(runner, np.ascontiguousarray(inputs[:1]), warmup_s, min_runs, min_s)
+    return {**latency_stats(times), "runs": len(times)}
+
+
+def measure_throughput(runner: Runner, inputs: np.ndarray, batch: int = 32, warmup_s: float = 0.5, min_runs: int = 20, min_s: float = 2.0) -> float:
+    """Images per second at a fixed batch size (median batch time)."""
+    x = np.ascontiguousarray(inputs[:batch])
+    times = _timed_runs(runner, x, warmup_s, min_runs, min_s)
+    return round(batch / float(np.median(times)), 1)

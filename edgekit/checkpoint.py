@@ -1,0 +1,89 @@
+"""Checkpoints are plain state_dicts, loaded with `weights_only=True`. A pruned model's checkpoint
+loads into the unpruned architecture: modules are resized to the shapes the checkpoint holds."""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgekit.errors import EdgekitError
+from edgekit.fileio import atomic_path
+
+
+def save_state_dict(model: nn.Module, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise EdgekitError(f"checkpoint {path} does not exist: check the --weights path")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).splitlines()[0][:120]
+        raise EdgekitError(f"{path} is not a plain state_dict checkpoint (refused by weights_only: {reason}): save it with torch.save(model.state_dict(), path)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise EdgekitError(f"{path} is not a readable PyTorch checkpoint ({reason}): give a file written by torch.save(model.state_dict(), path)") from None
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "model_state_dict"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise EdgekitError(f"{path} holds no state_dict (a mapping of parameter names to tensors): save it with torch.save(model.state_dict(), path)")
+    return obj
+
+
+def _resize_to(model: nn.Module, state: dict[str, torch.Tensor], keep: set[str]) -> None:
+    """Resize convs, norms and linears whose checkpoint shapes differ (a pruned model's checkpoint).
+    Modules named in `keep` (the classifier) are never resized, so a class-count mismatch is an error."""
+    for name, module in model.named_modules():
+        w = state.get(f"{name}.weight")
+        if w is None or name in keep:
+            continue
+        if isinstance(module, nn.Conv2d) and w.ndim == 4 and tuple(w.shape) != tuple(module.weight.shape):
+            depthwise = module.groups == module.in_channels and module.groups > 1
+            out_ch = w.shape[0]
+            groups = out_ch if depthwise else module.groups
+            module.out_channels, module.in_channels, module.groups = out_ch, w.shape[1] * groups, groups
+            module.weight = nn.Parameter(torch.empty_like(w))
+            if module.bias is not None:
+                module.bias = nn.Parameter(torch.empty(out_ch))
+        elif isinstance(module, nn.BatchNorm2d) and tuple(w.shape) != tuple(module.weight.shape):
+            n = w.shape[0]
+            module.num_features = n
+            module.weight, module.bias = nn.Parameter(torch.empty(n)), nn.Parameter(torch.empty(n))
+            module.running_mean, module.running_var = torch.zeros(n), torch.ones(n)
+        elif isinstance(module, nn.Linear) and w.ndim == 2 and tuple(w.shape) != tuple(module.weight.shape):
+            module.out_features, module.in_features = w.shape
+            module.weight = nn.Parameter(torch.empty_like(w))
+            if module.bias is not None:
+                module.bias = nn.Parameter(torch.empty(w.shape[0]))
+
+
+def load_weights(model: nn.Module, path: str | Path, model_name: str, input_size: tuple[int, ...]) -> None:
+    state = read_state_dict(path)
+    keep = {getattr(model, "classifier_path", "")}
+    _resize_to(model, state, keep)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        missing = [k for k in model.state_dict() if k not in state]
+        unexpected = [k for k in state if k not in model.state_dict()]
+        detail = (
+            f"{len(missing)} missing keys (e.g. {missing[0]})" if missing
+            else f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})" if unexpected
+            else str(exc).splitlines()[-1].strip()[:160]
+        )
+        raise EdgekitError(f"checkpoint {path} does not match model {model_name} with this data's classes and channels ({detail}): give weights saved from the same architecture") from None
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_size))
+    except RuntimeError as exc:
+        raise EdgekitError(f"checkpoint {path} loads into {model_name} but the model no longer runs on {tuple(input_size)} inputs ({str(exc).splitlines()[0][:120]}): give weights saved from the same architecture and input channels") from None

@@ -1,0 +1,44 @@
+"""Data sets: the built-in Fashion-MNIST, or an image folder given by path."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekit.data.dataset import Dataset, Split
+from edgekit.errors import EdgekitError
+
+BUILTIN = ("fashion_mnist",)
+
+
+@dataclass
+class DataConfig:
+    """`name`: a built-in data set (fashion_mnist) or a path to an image folder.
+    `root`: folder holding the built-in set's files (default: searched, see edgekit.data.fashion_mnist).
+    `image_size`: square size image folders are resized to. `val_fraction`/`seed`: split of an image
+    folder without train/ and val/. `train_limit`: use only the first N training images (0 = all)."""
+
+    name: str = "fashion_mnist"
+    root: str | None = None
+    image_size: int = 64
+    val_fraction: float = 0.2
+    seed: int = 0
+    train_limit: int = 0
+
+
+def load_data(cfg: DataConfig) -> Dataset:
+    if cfg.name in BUILTIN:
+        from edgekit.data import fashion_mnist
+
+        data = fashion_mnist.load(cfg.root)
+    elif "/" in cfg.name or Path(cfg.name).exists():
+        from edgekit.data import image_folder
+
+        data = image_folder.load(cfg.name, cfg.image_size, cfg.val_fraction, cfg.seed)
+    else:
+        raise EdgekitError(f"unknown data set {cfg.name!r} and no such folder: use one of {', '.join(BUILTIN)} or a path to an image folder")
+    if cfg.train_limit:
+        data.train = data.train.subset(slice(0, cfg.train_limit))  # type: ignore[arg-type]
+    return data
+
+
+__all__ = ["DataConfig", "Dataset", "Split", "load_data"]

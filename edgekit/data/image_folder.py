@@ -1,0 +1,80 @@
+"""An image folder: one sub-folder per class, either under `train/` and `val/` or split here (seeded).
+
+Images are decoded with Pillow, converted to RGB, resized to a square `image_size`, and held in
+memory as uint8. Unreadable images are skipped with a warning and counted.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgekit.data.dataset import Dataset, Split, channel_stats
+from edgekit.errors import EdgekitError
+
+EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def _class_folders(root: Path) -> dict[str, list[Path]]:
+    classes = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS)
+        classes[folder.name] = files
+    if not classes:
+        raise EdgekitError(f"data folder {root} has no class sub-folders: put images in {root}/<class>/*.jpg (or train/ and val/ with class folders)")
+    empty = [name for name, files in classes.items() if not files]
+    if empty:
+        raise EdgekitError(f"class folder {root / empty[0]} has no images ({', '.join(sorted(EXTENSIONS))}): add images or remove the folder")
+    return classes
+
+
+def _decode(files: list[tuple[Path, int]], image_size: int) -> tuple[Split, int]:
+    from PIL import Image, UnidentifiedImageError
+
+    images, labels, skipped = [], [], 0
+    for path, label in files:
+        try:
+            with Image.open(path) as im:
+                im = im.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
+                images.append(np.asarray(im, dtype=np.uint8).transpose(2, 0, 1))
+                labels.append(label)
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            skipped += 1
+            print(f"warning: skipping unreadable image {path} ({exc.__class__.__name__})", file=sys.stderr)
+    if not images:
+        raise EdgekitError("no readable images in the data folder: check the files are valid images")
+    return Split(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64)), skipped
+
+
+def load(root: str | Path, image_size: int = 64, val_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    root = Path(root)
+    if not root.is_dir():
+        raise EdgekitError(f"data folder {root} does not exist: give an existing folder with one sub-folder per class, or a built-in name like fashion_mnist")
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        train_cls, val_cls = _class_folders(root / "train"), _class_folders(root / "val")
+        if list(train_cls) != list(val_cls):
+            diff = sorted(set(train_cls) ^ set(val_cls))
+            raise EdgekitError(f"classes differ between {root}/train and {root}/val ({', '.join(diff)}): use the same class folders in both")
+        classes = list(train_cls)
+        train_files = [(p, i) for i, c in enumerate(classes) for p in train_cls[c]]
+        val_files = [(p, i) for i, c in enumerate(classes) for p in val_cls[c]]
+    else:
+        per_class = _class_folders(root)
+        classes = list(per_class)
+        rng = np.random.default_rng(seed)
+        train_files, val_files = [], []
+        for i, c in enumerate(classes):
+            files = list(per_class[c])
+            rng.shuffle(files)
+            n_val = max(1, round(len(files) * val_fraction)) if len(files) > 1 else 0
+            val_files += [(p, i) for p in files[:n_val]]
+            train_files += [(p, i) for p in files[n_val:]]
+        if not val_files:
+            raise EdgekitError(f"data folder {root} has too few images to split off a validation set: add images or give train/ and val/ folders")
+    train, skipped_train = _decode(train_files, image_size)
+    val, skipped_val = _decode(val_files, image_size)
+    mean, std = channel_stats(train.images)
+    source = f"{root} (image folder, {image_size}px, {skipped_train + skipped_val} unreadable skipped)"
+    return Dataset(root.name, train, val, classes, mean, std, source)

@@ -1,0 +1,33 @@
+"""Batch transforms in plain torch on uint8 tensors: normalization and training augmentation."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def normalize(images: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 normalized with per-channel mean/std of [0, 1] pixels."""
+    x = images.float().div_(255)
+    m = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+def random_crop_flip(images: torch.Tensor, pad: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """Random crop after zero padding by `pad` pixels, and random horizontal flip, per image."""
+    n, _, h, w = images.shape
+    out = images
+    if pad > 0:
+        padded = F.pad(images, (pad, pad, pad, pad))
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+        rows = (dy.view(n, 1) + torch.arange(h).view(1, h))  # (n, h)
+        cols = (dx.view(n, 1) + torch.arange(w).view(1, w))  # (n, w)
+        idx_n = torch.arange(n).view(n, 1, 1)
+        # gather (n, C, h, w) from padded via advanced indexing on the spatial dims
+        out = padded.permute(0, 2, 3, 1)[idx_n, rows.view(n, h, 1), cols.view(n, 1, w)].permute(0, 3, 1, 2)
+    if flip:
+        mask = torch.rand(n, generator=generator) < 0.5
+        out = out.clone() if out is images else out
+        out[mask] = out[mask].flip(-1)
+    return out.contiguous()

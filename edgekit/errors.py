@@ -1,0 +1,10 @@
+"""User-facing errors: one line naming the problem and the fix; the CLI turns them into exit code 2."""
+
+
+class EdgekitError(Exception):
+    """A problem with the user's input or environment, reported without a traceback.
+
+    The message must say what is wrong and how to fix it, on one line.
+    """
+
+    exit_code = 2

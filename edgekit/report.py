@@ -1,0 +1,76 @@
+"""The report is a pure function of the run's history: report.json, report.md and the console table."""
+from __future__ import annotations
+
+import dataclasses
+
+from edgekit import envinfo
+from edgekit.artifact import Artifact
+from edgekit.fileio import atomic_write_json, atomic_write_text
+
+COLUMNS = ["artifact", "format", "precision", "backend", "params", "MACs", "size MB", "top-1", "Δ top-1", "top-5", "p50 ms", "p90 ms", "p99 ms", "img/s @32"]
+
+
+def build(art: Artifact, status: str = "ok", error: str | None = None) -> dict:
+    return {
+        "status": status,
+        "error": error,
+        "run_dir": str(art.run_dir),
+        "model": art.info.get("model"),
+        "data": art.info.get("data"),
+        "stages": [dataclasses.asdict(r) for r in art.history],
+        "results": art.info.get("results", []),
+        "env": envinfo.collect(art.info.get("threads")),
+    }
+
+
+def _fmt_count(n: int) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}K"
+
+
+def table_rows(report: dict) -> list[list[str]]:
+    rows = report["results"]
+    base = next((r for r in rows if r["artifact"] == "baseline"), rows[0] if rows else None)
+    out = []
+    for r in rows:
+        delta = (r["top1"] - base["top1"]) * 100
+        out.append([
+            r["artifact"], r["format"], r["precision"], r["backend"], _fmt_count(r["params"]), _fmt_count(r["macs"]),
+            f"{r['size_mb']:.2f}", f"{r['top1'] * 100:.2f}%", f"{delta:+.2f}", f"{r['top5'] * 100:.2f}%",
+            f"{r['latency_ms']['p50']:.3f}", f"{r['latency_ms']['p90']:.3f}", f"{r['latency_ms']['p99']:.3f}", f"{r['throughput_ips']:,.0f}",
+        ])
+    return out
+
+
+def markdown(report: dict) -> str:
+    env = report["env"]
+    lines = [f"# edgekit run: {report['model']} on {report['data']['name'] if report['data'] else '?'}", ""]
+    lines += [f"Status: **{report['status']}**" + (f": {report['error']}" if report["error"] else ""), ""]
+    if report["results"]:
+        lines += [f"Latency at batch 1 and throughput at batch 32 on {env['cpu']}, {env['threads']} threads "
+                  f"(PyTorch {env['torch']}, ONNX Runtime {env['onnxruntime']}). Δ top-1 in points vs the baseline.", ""]
+        lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
+        lines.append("")
+    lines += ["## Stages", "", "| stage | seconds | what it did |", "|---|---|---|"]
+    for s in report["stages"]:
+        detail = ", ".join(f"{k}={v}" for k, v in s["metrics"].items() if not isinstance(v, dict))
+        lines.append(f"| {s['name']} | {s['seconds']:.1f} | {detail} |")
+    lines += ["", "## Environment", ""] + [f"- {k}: {v}" for k, v in env.items()]
+    return "\n".join(lines) + "\n"
+
+
+def console_table(report: dict) -> str:
+    rows = [COLUMNS] + table_rows(report)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    fmt = lambda r: "  ".join(c.rjust(w) if i >= 4 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([fmt(rows[0]), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows[1:]])
+
+
+def write(art: Artifact, status: str = "ok", error: str | None = None) -> dict:
+    report = build(art, status, error)
+    atomic_write_json(art.run_dir / "report.json", report)
+    atomic_write_text(art.run_dir / "report.md", markdown(report))
+    if report["results"]:
+        print("\n" + console_table(report), flush=True)
+        print(f"\nthreads: {report['env']['threads']}  cpu: {report['env']['cpu']}  report: {art.run_dir / 'report.md'}", flush=True)
+    return report

@@ -1,0 +1,78 @@
+"""train: train the baseline when no weights were given. The result is cached, keyed by model, data and
+this config, so a second run with the same settings skips training."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from edgekit.artifact import Artifact
+from edgekit.checkpoint import read_state_dict, save_state_dict
+from edgekit.config import as_dict, ranged
+from edgekit.fileio import atomic_write_json
+from edgekit.training import OptimConfig, fit
+
+NAME = "train"
+SECTION = "train"
+CACHE_FORMAT = 1  # bump when training code changes results, to invalidate old cache entries
+
+
+@dataclass
+class Config(OptimConfig):
+    """Baseline training (used only when model.weights is not set). `label_smoothing` softens the
+    targets; `cache` reuses a baseline trained earlier with identical settings."""
+
+    label_smoothing: float = ranged(0.1, 0.0, 1.0, hi_inclusive=False)
+    cache: bool = True
+
+
+def skip(art, cfg: Config, ctx) -> str | None:
+    if ctx.recipe.model.weights:
+        return "weights given"
+    if cfg.epochs == 0:
+        return "train.epochs is 0"
+    return None
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("EDGEKIT_CACHE", Path.home() / ".cache" / "edgekit")) / "baselines"
+
+
+def cache_key(ctx, cfg: Config) -> str:
+    data = ctx.data
+    fingerprint = {
+        "format": CACHE_FORMAT,
+        "model": as_dict(ctx.recipe.model),
+        "data": {"name": data.name, "train": len(data.train), "val": len(data.val), "classes": data.classes,
+                 "labels_sum": int(data.train.labels.sum()), "pixels_sum": int(data.train.images[:1000].sum())},
+        "train": {k: v for k, v in as_dict(cfg).items() if k != "cache"},
+        "torch": torch.__version__.split("+")[0],
+    }
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run(art: Artifact, cfg: Config, ctx) -> dict:
+    entry = art.entries["baseline"]
+    model = entry.module
+    cached = cache_root() / f"{ctx.recipe.model.name}-{cache_key(ctx, cfg)}.pt"
+    if cfg.cache and cached.is_file():
+        model.load_state_dict(read_state_dict(cached))
+        model.eval()
+        save_state_dict(model, entry.path)
+        print(f"train: reusing cached baseline {cached}", flush=True)
+        return {"cached": True, "cache_file": str(cached)}
+
+    def loss_fn(m, x, y):
+        return F.cross_entropy(m(x), y, label_smoothing=cfg.label_smoothing)
+
+    stats = fit(model, ctx.data, cfg, loss_fn, "train")
+    save_state_dict(model, entry.path)
+    if cfg.cache:
+        save_state_dict(model, cached)
+        atomic_write_json(cached.with_suffix(".json"), {"recipe_model": as_dict(ctx.recipe.model), "train": as_dict(cfg), **stats})
+    return {"cached": False, **stats}

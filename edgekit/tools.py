@@ -1,0 +1,81 @@
+"""The stand-alone commands `edgekit bench` and `edgekit eval` on any ONNX file."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.backends import evaluate, measure_latency, measure_throughput
+from edgekit.backends.ort import OrtRunner
+from edgekit.errors import EdgekitError
+
+
+def _threads(threads: int) -> int:
+    return threads or len(os.sched_getaffinity(0))
+
+
+def _static_shape(runner: OrtRunner) -> tuple[int, ...]:
+    shape = runner.input_shape[1:]
+    if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise EdgekitError(f"{runner.path}: input shape {runner.input_shape} is not (batch, C, H, W) with fixed C, H, W: export the model with a static image size")
+    return tuple(shape)
+
+
+def bench_onnx(path: Path, threads: int = 0, batch: int = 32, seconds: float = 2.0) -> dict:
+    runner = OrtRunner(path, _threads(threads))
+    shape = _static_shape(runner)
+    fixed_batch = runner.input_shape[0]
+    if isinstance(fixed_batch, int) and fixed_batch not in (1, batch):
+        batch = fixed_batch
+    inputs = np.random.default_rng(0).standard_normal((batch, *shape), dtype=np.float32)
+    latency = measure_latency(runner, inputs, min_s=seconds) if not isinstance(fixed_batch, int) or fixed_batch == 1 else None
+    return {
+        "file": str(path),
+        "threads": runner.threads,
+        "latency_ms": {k: v for k, v in (latency or {}).items() if k != "runs"},
+        "runs": (latency or {}).get("runs", 0),
+        "batch": batch,
+        "throughput_ips": measure_throughput(runner, inputs, batch, min_s=seconds),
+    }
+
+
+def eval_onnx(path: Path, data_name: str, threads: int = 0) -> dict:
+    from edgekit.data import DataConfig, load_data
+    from edgekit.data.transforms import normalize
+
+    runner = OrtRunner(path, _threads(threads))
+    meta = runner.metadata()
+    if "normalization" not in meta:
+        raise EdgekitError(f"{path} has no edgekit normalization metadata: evaluate a model exported by edgekit")
+    norm = json.loads(meta["normalization"])
+    shape = _static_shape(runner)
+    data = load_data(DataConfig(name=data_name, image_size=shape[-1]))
+    if tuple(data.input_size) != shape:
+        raise EdgekitError(f"{path} expects inputs {shape} but {data_name} gives {tuple(data.input_size)}: evaluate on the data the model was trained for")
+    classes = json.loads(meta.get("class_names", "[]"))
+    if classes and len(classes) != data.num_classes:
+        raise EdgekitError(f"{path} has {len(classes)} classes but {data_name} has {data.num_classes}: evaluate on the data the model was trained for")
+    images = normalize(data.val.images, norm["mean"], norm["std"]).numpy()
+    acc = evaluate(runner, images, data.val.labels.numpy(), label="eval")
+    return {"file": str(path), "data": data.name, "images": len(images), **acc}
+
+
+def model_table(pattern: str | None = None) -> str:
+    from edgekit.metrics import count_macs, count_params
+    from edgekit.zoo import MODELS, create_model
+
+    names = MODELS.names(pattern)
+    if not names:
+        raise EdgekitError(f"no model matches {pattern!r}: run `edgekit models` to see all")
+    rows = [("name", "family", "params", "MACs", "input", "paper")]
+    for name in names:
+        spec = MODELS.get(name)
+        model = create_model(name, num_classes=spec.num_classes, in_chans=spec.input_size[0])
+        rows.append((name, spec.family, f"{count_params(model) / 1e6:.2f}M", f"{count_macs(model, spec.input_size) / 1e6:.1f}M",
+                     "x".join(map(str, spec.input_size)), spec.paper))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.append("\naliases: " + ", ".join(f"{a} -> {t}" for a, t in sorted(MODELS.aliases().items())))
+    return "\n".join(lines)
