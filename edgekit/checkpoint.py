@@ -3,7 +3,6 @@ loads into the unpruned architecture: modules are resized to the shapes the chec
 from __future__ import annotations
 
 import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -27,7 +26,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as exc:
         reason = str(exc).splitlines()[0][:120]
         raise EdgekitError(f"{path} is not a plain state_dict checkpoint (refused by weights_only: {reason}): save it with torch.save(model.state_dict(), path)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except Exception as exc:  # torch raises many types (KeyError, EOFError, RuntimeError...) for non-checkpoints
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise EdgekitError(f"{path} is not a readable PyTorch checkpoint ({reason}): give a file written by torch.save(model.state_dict(), path)") from None
     if isinstance(obj, dict):
@@ -42,10 +41,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def _resize_to(model: nn.Module, state: dict[str, torch.Tensor], keep: set[str]) -> None:
     """Resize convs, norms and linears whose checkpoint shapes differ (a pruned model's checkpoint).
-    Modules named in `keep` (the classifier) are never resized, so a class-count mismatch is an error."""
+    Modules named in `keep` (the classifier) keep their output size, so a class-count mismatch is an error."""
     for name, module in model.named_modules():
         w = state.get(f"{name}.weight")
-        if w is None or name in keep:
+        if w is None or (name in keep and w.shape[0] != module.weight.shape[0]):
             continue
         if isinstance(module, nn.Conv2d) and w.ndim == 4 and tuple(w.shape) != tuple(module.weight.shape):
             depthwise = module.groups == module.in_channels and module.groups > 1

@@ -92,9 +92,8 @@ class MobileNetV3(ClassifierMixin, nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self.avgpool(x), 1)
-        if pre_logits:
-            return x
-        return self.classifier(x)
+        x = self.classifier[2](self.classifier[1](self.classifier[0](x)))  # head: Linear, Hardswish, Dropout
+        return x if pre_logits else self.classifier[3](x)
 
 
 _PAPER = "Howard et al., Searching for MobileNetV3, ICCV 2019"

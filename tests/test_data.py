@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+import torch
+
+from edgekit.data import DataConfig, load_data
+from edgekit.data import fashion_mnist
+from edgekit.data.transforms import normalize, random_crop_flip
+from edgekit.errors import EdgekitError
+
+from conftest import SLICE
+
+
+def test_fashion_mnist_slice_is_real_data(fmnist_slice):
+    d = fmnist_slice
+    assert d.input_size == (1, 28, 28) and d.num_classes == 10
+    assert len(d.train) == 1500 and len(d.val) == 500
+    assert d.train.images.dtype == torch.uint8
+    assert set(d.train.labels.tolist()) == set(range(10))
+    # real images: mean brightness close to the published training statistics
+    assert abs(d.train.images.float().div(255).mean().item() - fashion_mnist.MEAN[0]) < 0.03
+
+
+def test_missing_files_name_the_fix(tmp_path, monkeypatch):
+    with pytest.raises(EdgekitError, match="lacks Fashion-MNIST files"):
+        fashion_mnist.load(tmp_path)
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "none")
+    monkeypatch.delenv("EDGEKIT_DATA", raising=False)
+    with pytest.raises(EdgekitError, match="apt-get install dataset-fashion-mnist"):
+        fashion_mnist.load(None, allow_download=False)
+
+
+def test_env_folder_is_used(tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copytree(SLICE, tmp_path / "fashion-mnist")
+    monkeypatch.setenv("EDGEKIT_DATA", str(tmp_path))
+    assert fashion_mnist.locate(None, allow_download=False) == tmp_path / "fashion-mnist"
+
+
+def test_corrupt_idx_is_rejected(tmp_path):
+    bad = tmp_path / "x.gz"
+    bad.write_bytes(b"not gzip")
+    with pytest.raises(EdgekitError, match="not a readable IDX file"):
+        fashion_mnist.read_idx(bad)
+
+
+def _write_images(folder, n, color):
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", (20, 16), color=(color, 255 - color, i * 10)).save(folder / f"{i}.png")
+
+
+def test_image_folder_seeded_split(tmp_path):
+    _write_images(tmp_path / "cats", 10, 10)
+    _write_images(tmp_path / "dogs", 10, 200)
+    (tmp_path / "dogs" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    d = load_data(DataConfig(name=str(tmp_path), image_size=32))
+    assert d.classes == ["cats", "dogs"] and d.input_size == (3, 32, 32)
+    assert len(d.train) + len(d.val) == 20  # the broken file was skipped
+    assert "1 unreadable skipped" in d.source
+    again = load_data(DataConfig(name=str(tmp_path), image_size=32))
+    assert torch.equal(d.val.images, again.val.images)
+
+
+def test_image_folder_train_val(tmp_path):
+    for split in ("train", "val"):
+        _write_images(tmp_path / split / "a", 3, 0)
+        _write_images(tmp_path / split / "b", 3, 250)
+    d = load_data(DataConfig(name=str(tmp_path), image_size=16))
+    assert len(d.train) == 6 and len(d.val) == 6
+
+
+@pytest.mark.parametrize("setup,message", [
+    (lambda p: None, "does not exist"),
+    (lambda p: p.mkdir(), "has no class sub-folders"),
+    (lambda p: (p / "cls").mkdir(parents=True), "has no images"),
+    (lambda p: (_write_images(p / "train" / "a", 2, 0), _write_images(p / "val" / "b", 2, 0)), "classes differ"),
+])
+def test_image_folder_errors(tmp_path, setup, message):
+    root = tmp_path / "data"
+    setup(root)
+    with pytest.raises(EdgekitError, match=message):
+        load_data(DataConfig(name=str(root)))
+
+
+def test_augmentation_is_seeded_and_shape_preserving(fmnist_slice):
+    x = fmnist_slice.train.images[:64]
+    a = random_crop_flip(x, 2, True, torch.Generator().manual_seed(1))
+    b = random_crop_flip(x, 2, True, torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and a.dtype == torch.uint8 and torch.equal(a, b)
+    assert not torch.equal(a, x)
+    same = random_crop_flip(x, 0, False, torch.Generator())
+    assert torch.equal(same, x)
+
+
+def test_normalize_uses_stats(fmnist_slice):
+    x = normalize(fmnist_slice.train.images, fmnist_slice.mean, fmnist_slice.std)
+    assert abs(x.mean().item()) < 0.1 and abs(x.std().item() - 1) < 0.1
+    assert np.isfinite(x.numpy()).all()
