@@ -24,8 +24,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).splitlines()[0][:120]
-        raise EdgekitError(f"{path} is not a plain state_dict checkpoint (refused by weights_only: {reason}): save it with torch.save(model.state_dict(), path)") from None
+        # torch wraps every unpickling failure in UnpicklingError; "global" means a pickled object
+        # (code to run) was refused, anything else means the bytes are not a checkpoint at all.
+        detail = next((ln.split("WeightsUnpickler error:")[-1].strip() for ln in str(exc).splitlines() if "WeightsUnpickler error" in ln), "")
+        if "global" in detail.lower() or "unsupported" in detail.lower():
+            raise EdgekitError(f"{path} needs code execution to load and was refused by weights_only ({detail[:120]}): save a plain state_dict with torch.save(model.state_dict(), path)") from None
+        raise EdgekitError(f"{path} is not a readable PyTorch checkpoint ({detail[:120] or 'bad pickle data'}): give a file written by torch.save(model.state_dict(), path)") from None
     except Exception as exc:  # torch raises many types (KeyError, EOFError, RuntimeError...) for non-checkpoints
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise EdgekitError(f"{path} is not a readable PyTorch checkpoint ({reason}): give a file written by torch.save(model.state_dict(), path)") from None

@@ -79,28 +79,49 @@ class _Reader:
         self.pos = 0
 
 
+def calibrate(model: Path, images: np.ndarray, cfg: Config, scratch: Path, op_types: list[str] | None):
+    """Activation ranges, computed here rather than inside quantize_static: quantize_static does not
+    pass histogram sizes to the entropy calibrator, whose defaults (128 bins for 128 quantized bins)
+    leave a single candidate threshold, the min/max range, so entropy equalled minmax exactly."""
+    from onnxruntime.quantization import CalibrationMethod
+    from onnxruntime.quantization.calibrate import create_calibrator
+
+    symmetric = cfg.target != "cpu"
+    method, options = {
+        "minmax": (CalibrationMethod.MinMax, {"symmetric": symmetric}),
+        "entropy": (CalibrationMethod.Entropy, {"symmetric": symmetric, "num_bins": 2048, "num_quantized_bins": 255 if symmetric else 256}),
+        "percentile": (CalibrationMethod.Percentile, {"symmetric": symmetric, "num_bins": 2048, "percentile": cfg.percentile}),
+    }[cfg.calibration]
+    calibrator = create_calibrator(model, op_types, augmented_model_path=str(scratch / "augmented.onnx"),
+                                   calibrate_method=method, extra_options=options)
+    calibrator.collect_data(_Reader(images, cfg.calib_batch, "input"))
+    return method, calibrator.compute_data()
+
+
 def quantize_onnx(src: Path, dst: Path, images: np.ndarray, cfg: Config) -> dict:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.calibrate import save_tensors_data
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}[cfg.calibration]
     cpu = cfg.target == "cpu"
-    extra = {"ActivationSymmetric": not cpu, "WeightSymmetric": True}
-    if cfg.calibration == "percentile":
-        extra["CalibPercentile"] = cfg.percentile
-    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".quantize.") as scratch:
-        pre = Path(scratch) / "preprocessed.onnx"  # shape-inferred and optimized, as ORT advises
+    op_types = CPU_OP_TYPES if cpu else None
+    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".quantize.") as scratch_dir:
+        scratch = Path(scratch_dir)
+        pre = scratch / "preprocessed.onnx"  # shape-inferred and optimized, as ORT advises
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        method, ranges = calibrate(pre, images, cfg, scratch, op_types)
+        save_tensors_data(ranges, scratch / "ranges.json")
         with atomic_path(dst) as tmp:
             quantize_static(
-                str(pre), str(tmp), _Reader(images, cfg.calib_batch, "input"),
+                str(pre), str(tmp), None,
                 quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QUInt8 if cpu else QuantType.QInt8,
                 weight_type=QuantType.QInt8,
                 per_channel=cfg.per_channel,
                 calibrate_method=method,
-                op_types_to_quantize=CPU_OP_TYPES if cpu else None,
-                extra_options=extra,
+                op_types_to_quantize=op_types,
+                extra_options={"ActivationSymmetric": not cpu, "WeightSymmetric": True},
+                calibration_cache_path=str(scratch / "ranges.json"),
             )
     return {"activation_type": "uint8" if cpu else "int8 (symmetric)", "weight_type": "int8 per-channel" if cfg.per_channel else "int8 per-tensor"}
 
