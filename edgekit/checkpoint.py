@@ -26,8 +26,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as exc:
         # torch wraps every unpickling failure in UnpicklingError; "global" means a pickled object
         # (code to run) was refused, anything else means the bytes are not a checkpoint at all.
-        detail = next((ln.split("WeightsUnpickler error:")[-1].strip() for ln in str(exc).splitlines() if "WeightsUnpickler error" in ln), "")
-        if "global" in detail.lower() or "unsupported" in detail.lower():
+        text = str(exc).split("WeightsUnpickler error:")[-1]
+        detail = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+        if "global" in detail.lower():
             raise EdgekitError(f"{path} needs code execution to load and was refused by weights_only ({detail[:120]}): save a plain state_dict with torch.save(model.state_dict(), path)") from None
         raise EdgekitError(f"{path} is not a readable PyTorch checkpoint ({detail[:120] or 'bad pickle data'}): give a file written by torch.save(model.state_dict(), path)") from None
     except Exception as exc:  # torch raises many types (KeyError, EOFError, RuntimeError...) for non-checkpoints

@@ -20,17 +20,27 @@ from edgekit.stages.context import Context
 SIZE = (1, 28, 28)
 
 
-@pytest.fixture
-def exported(tmp_path, fmnist_slice):
-    """A mobilenet_v3_small exported through the export stage (random weights, real data)."""
+def _export(name, tmp_path, data):
+    """A zoo model exported through the export stage (random weights, real data)."""
     torch.manual_seed(0)
-    model = edgekit.create_model("mobilenet_v3_small", num_classes=10, in_chans=1, small_input=True).eval()
+    model = edgekit.create_model(name, num_classes=10, in_chans=1, small_input=True).eval()
     art = Artifact(tmp_path)
     art.add(ModelEntry("baseline", "torch", "fp32", 0, 0, tmp_path / "b.pt", model))
-    art.info.update(model="mobilenet_v3_small", classes=fmnist_slice.classes, mean=[0.286], std=[0.353], input_size=list(SIZE))
-    ctx = Context(Recipe(), fmnist_slice, tmp_path)
+    art.info.update(model=name, classes=data.classes, mean=[0.286], std=[0.353], input_size=list(SIZE))
+    ctx = Context(Recipe(), data, tmp_path)
     metrics = export.run(art, export.Config(parity_images=64), ctx)
     return art, ctx, metrics
+
+
+@pytest.fixture
+def exported(tmp_path, fmnist_slice):
+    return _export("mobilenet_v3_small", tmp_path, fmnist_slice)
+
+
+@pytest.fixture
+def exported_lenet(tmp_path, fmnist_slice):
+    """Few activation tensors: ORT's entropy search is pure Python and slow on big graphs."""
+    return _export("lenet5", tmp_path, fmnist_slice)
 
 
 def test_prune_rounds_channels_and_cuts_macs():
@@ -101,9 +111,9 @@ def test_quantize_cpu_and_tensorrt_forms(exported):
     assert logits.shape == (8, 10) and np.isfinite(logits).all()
 
 
-def test_each_calibration_method_changes_the_scales(exported):
+def test_each_calibration_method_changes_the_scales(exported_lenet):
     """ORT's quantize_static gave entropy == minmax; edgekit calibrates itself so the choice matters."""
-    art, ctx, _ = exported
+    art, ctx, _ = exported_lenet
     src = art.entries["model.onnx"].path
     images = quantize.calibration_images(ctx, quantize.Config(calib_images=64))
     scales = {}

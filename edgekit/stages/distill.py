@@ -26,8 +26,8 @@ class Config(OptimConfig):
     softens both distributions; `alpha` weights the KD term against cross-entropy."""
 
     enabled: bool = True
-    epochs: int = ranged(1, 0, 10_000)
-    lr: float = ranged(1e-3, 0.0, 10.0)
+    epochs: int = ranged(3, 0, 10_000)
+    lr: float = ranged(3e-3, 0.0, 10.0)
     warmup_epochs: float = ranged(0.0, 0.0, 100.0)
     temperature: float = ranged(4.0, 0.1, 100.0)
     alpha: float = ranged(0.7, 0.0, 1.0)

@@ -27,6 +27,7 @@ class Config(OptimConfig):
     """Baseline training (used only when model.weights is not set). `label_smoothing` softens the
     targets; `cache` reuses a baseline trained earlier with identical settings."""
 
+    epochs: int = ranged(3, 0, 10_000)
     label_smoothing: float = ranged(0.1, 0.0, 1.0, hi_inclusive=False)
     cache: bool = True
 
