@@ -3,6 +3,7 @@ warm-up, augmentation, progress. The loss is the caller's: `loss_fn(model, x, y)
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -81,7 +82,7 @@ def fit(model: nn.Module, data: Dataset, cfg: OptimConfig, loss_fn: LossFn, labe
             seen += len(idx)
             bar.update(len(idx), loss=running / seen)
         last_loss = running / max(seen, 1)
-        rate = bar.done / max(1e-9, (__import__("time").perf_counter() - bar.start))
+        rate = bar.done / max(1e-9, time.perf_counter() - bar.start)
     model.eval()
     return {"final_loss": round(last_loss, 4), "images_per_s": round(rate, 1)}
 
