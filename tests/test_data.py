@@ -99,3 +99,28 @@ def test_normalize_uses_stats(fmnist_slice):
     x = normalize(fmnist_slice.train.images, fmnist_slice.mean, fmnist_slice.std)
     assert abs(x.mean().item()) < 0.1 and abs(x.std().item() - 1) < 0.1
     assert np.isfinite(x.numpy()).all()
+
+
+def test_download_when_nothing_is_local(tmp_path, monkeypatch):
+    """The download path, against a local HTTP server serving the shipped slice."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SLICE))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(fashion_mnist, "URL", f"http://127.0.0.1:{server.server_port}/")
+        monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "none")
+        monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "cache"))
+        monkeypatch.delenv("EDGEKIT_DATA", raising=False)
+        data = fashion_mnist.load()
+    finally:
+        server.shutdown()
+    assert len(data.train) == 1500 and data.source == str(tmp_path / "cache" / "fashion-mnist")
+
+
+def test_folder_of_idx_files_is_fashion_mnist():
+    assert load_data(DataConfig(name=str(SLICE))).name == "fashion_mnist"

@@ -26,10 +26,12 @@ class DataConfig:
 
 
 def load_data(cfg: DataConfig) -> Dataset:
-    if cfg.name in BUILTIN:
-        from edgekit.data import fashion_mnist
+    from edgekit.data import fashion_mnist
 
+    if cfg.name in BUILTIN:
         data = fashion_mnist.load(cfg.root)
+    elif fashion_mnist.has_files(Path(cfg.name)):  # a folder holding the original IDX files
+        data = fashion_mnist.load(cfg.name)
     elif "/" in cfg.name or Path(cfg.name).exists():
         from edgekit.data import image_folder
 

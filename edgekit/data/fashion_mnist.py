@@ -45,7 +45,7 @@ def candidate_dirs(root: str | Path | None) -> list[Path]:
     return dirs + [DEBIAN_DIR, cache_dir()]
 
 
-def _has_files(folder: Path) -> bool:
+def has_files(folder: Path) -> bool:
     return all((folder / name).is_file() for name in FILES.values())
 
 
@@ -77,7 +77,7 @@ def download(folder: Path) -> None:
 def locate(root: str | Path | None = None, allow_download: bool = True) -> Path:
     dirs = candidate_dirs(root)
     for folder in dirs:
-        if _has_files(folder):
+        if has_files(folder):
             return folder
     if root is not None:
         missing = [n for n in FILES.values() if not (Path(root) / n).is_file()]
