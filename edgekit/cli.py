@@ -40,7 +40,7 @@ def _pipeline_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", dest="quantize.calibration", choices=["minmax", "entropy", "percentile"], help="int8 calibration method")
     p.add_argument("--target", dest="quantize.target", choices=["cpu", "tensorrt"], help="int8 form: cpu (U8 activations) or tensorrt (symmetric S8)")
     p.add_argument("--output", dest="run.output", metavar="DIR", help="folder that receives the run folder (default: artifacts)")
-    p.add_argument("--threads", dest="validate.threads", type=int, metavar="N", help="CPU threads for the validation runners (0 = all cores)")
+    p.add_argument("--threads", dest="validate.threads", type=int, metavar="N", help="intra-op CPU threads for the validation runners (default 1; 0 = all cores)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="override any recipe value, e.g. --set distill.temperature=2 (repeatable)")
 
 
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="time an ONNX file in ONNX Runtime", description="Time any ONNX image classifier in ONNX Runtime on the CPU: p50/p90/p99 latency at batch 1 and throughput at --batch.")
     b.add_argument("onnx_file", help="ONNX model with one (N, C, H, W) input")
-    b.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = all cores)")
+    b.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1, as in validate; 0 = all cores)")
     b.add_argument("--batch", type=int, default=32, help="batch size of the throughput figure (default 32)")
     b.add_argument("--seconds", type=float, default=2.0, help="minimum timed seconds per measurement (default 2)")
     b.add_argument("--json", action="store_true", help="print the figures as JSON")

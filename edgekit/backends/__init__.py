@@ -3,6 +3,6 @@ every runner is fed the same inputs). Heavy imports happen inside each backend, 
 from __future__ import annotations
 
 from edgekit.backends.base import Runner
-from edgekit.backends.measure import evaluate, measure_latency, measure_throughput
+from edgekit.backends.measure import evaluate, measure_interleaved, measure_latency, measure_throughput, throughput_of
 
-__all__ = ["Runner", "evaluate", "measure_latency", "measure_throughput"]
+__all__ = ["Runner", "evaluate", "measure_interleaved", "measure_latency", "measure_throughput", "throughput_of"]

@@ -44,5 +44,29 @@ def measure_latency(runner: Runner, inputs: np.ndarray, warmup_s: float = 0.5, m
 def measure_throughput(runner: Runner, inputs: np.ndarray, batch: int = 32, warmup_s: float = 0.5, min_runs: int = 20, min_s: float = 2.0) -> float:
     """Images per second at a fixed batch size (median batch time)."""
     x = np.ascontiguousarray(inputs[:batch])
-    times = _timed_runs(runner, x, warmup_s, min_runs, min_s)
+    return throughput_of(_timed_runs(runner, x, warmup_s, min_runs, min_s), batch)
+
+
+def measure_interleaved(runners: list[Runner], inputs: np.ndarray, batch: int, rounds: int = 5, warmup_s: float = 0.5,
+                        min_runs: int = 100, min_s: float = 2.0, label: str | None = None) -> list[list[float]]:
+    """Per-run seconds for each runner at `batch`, timed in `rounds` alternating slices.
+
+    Timing one model after another lets drift (another process, turbo, a spinning thread pool left
+    by the previous runner) land on one model only; alternating spreads it over all of them. Each
+    slice starts with a short warm-up so the previous runner's threads have gone quiet."""
+    x = np.ascontiguousarray(inputs[:batch])
+    slice_warmup = min(0.1, warmup_s)
+    for runner in runners:  # first-touch costs (allocations, kernel selection) before any slice
+        _timed_runs(runner, x, warmup_s, 1, 0.0)
+    times: list[list[float]] = [[] for _ in runners]
+    bar = Progress(label, rounds * len(runners)) if label else None
+    for _ in range(rounds):
+        for i, runner in enumerate(runners):
+            times[i] += _timed_runs(runner, x, slice_warmup, -(-min_runs // rounds), min_s / rounds)
+            if bar:
+                bar.update(1)
+    return times
+
+
+def throughput_of(times: list[float], batch: int) -> float:
     return round(batch / float(np.median(times)), 1)

@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass
 
 from edgekit.artifact import Artifact, ModelEntry
-from edgekit.backends import evaluate, measure_latency, measure_throughput
+from edgekit.backends import evaluate, measure_interleaved, throughput_of
+from edgekit.metrics import latency_stats
 from edgekit.config import ranged
 from edgekit.data.transforms import normalize
 from edgekit.fileio import size_mb
@@ -17,15 +18,20 @@ SECTION = "validate"
 
 @dataclass
 class Config:
-    """`threads`: CPU threads for every runner (0 = all cores). Latency at batch 1: `warmup_s` of
-    warm-up, then at least `min_runs` runs and `min_seconds`. Throughput at `batch`. `val_images`:
+    """`threads`: intra-op CPU threads for every runner (0 = all cores). One by default: edge
+    deployments often pin inference to one core, and on a 2-core machine two threads made timings
+    bimodal (0.3 vs 0.7 ms for the same model) whenever anything else woke up; one thread left a core
+    for that noise and gave repeatable figures. Latency at batch 1: `warmup_s` of
+    warm-up, then at least `min_runs` runs and `min_seconds` per model, timed in `rounds` slices that
+    alternate between the models so drift does not favour one. Throughput at `batch`. `val_images`:
     limit the accuracy set (0 = the whole validation split)."""
 
-    threads: int = ranged(0, 0, 1024)
+    threads: int = ranged(1, 0, 1024)
     batch: int = ranged(32, 1, 4096)
     warmup_s: float = ranged(0.5, 0.0, 60.0)
     min_runs: int = ranged(100, 1, 1_000_000)
     min_seconds: float = ranged(2.0, 0.0, 600.0)
+    rounds: int = ranged(5, 1, 100)
     val_images: int = ranged(0, 0, 10_000_000)
 
 
@@ -53,12 +59,17 @@ def run(art: Artifact, cfg: Config, ctx) -> dict:
     images = normalize(val.images[:n], ctx.data.mean, ctx.data.std).numpy()
     labels = val.labels[:n].numpy()
     threads = threads_of(cfg)
+    entries = list(art.entries.values())
+    runners, accs = [], []
+    for entry in entries:
+        runners.append(runner_for(entry, threads))
+        accs.append(evaluate(runners[-1], images, labels, label=f"validate {entry.name}"))
+    timing = dict(rounds=cfg.rounds, warmup_s=cfg.warmup_s, min_s=cfg.min_seconds)
+    latencies = measure_interleaved(runners, images, 1, min_runs=cfg.min_runs, label="latency @1", **timing)
+    batch_times = measure_interleaved(runners, images, cfg.batch, min_runs=20, label=f"throughput @{cfg.batch}", **timing)
     rows = []
-    for entry in art.entries.values():
-        runner = runner_for(entry, threads)
-        acc = evaluate(runner, images, labels, label=f"validate {entry.name}")
-        latency = measure_latency(runner, images, cfg.warmup_s, cfg.min_runs, cfg.min_seconds)
-        throughput = measure_throughput(runner, images, cfg.batch, cfg.warmup_s, min_s=cfg.min_seconds)
+    for entry, runner, acc, lat, bt in zip(entries, runners, accs, latencies, batch_times):
+        latency, throughput = latency_stats(lat), throughput_of(bt, cfg.batch)
         rows.append({
             "artifact": entry.name,
             "format": entry.format,
@@ -70,11 +81,11 @@ def run(art: Artifact, cfg: Config, ctx) -> dict:
             "size_mb": round(size_mb(entry.path), 3),
             "top1": round(acc["top1"], 4),
             "top5": round(acc["top5"], 4),
-            "latency_ms": {k: v for k, v in latency.items() if k != "runs"},
-            "latency_runs": latency["runs"],
+            "latency_ms": latency,
+            "latency_runs": len(lat),
             "throughput_ips": throughput,
         })
         print(f"validate {entry.name}: top-1 {acc['top1']:.4f}  p50 {latency['p50']:.3f} ms  {throughput:,.0f} img/s @{cfg.batch}", flush=True)
     art.info["results"] = rows
     art.info["threads"] = threads
-    return {"threads": threads, "val_images": n, "batch": cfg.batch}
+    return {"threads": threads, "val_images": n, "batch": cfg.batch, "rounds": cfg.rounds}
