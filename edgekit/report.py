@@ -20,7 +20,30 @@ def build(art: Artifact, status: str = "ok", error: str | None = None) -> dict:
         "stages": [dataclasses.asdict(r) for r in art.history],
         "results": art.info.get("results", []),
         "env": envinfo.collect(art.info.get("threads")),
+        "notes": notes(art.info.get("results", [])),
     }
+
+
+def notes(rows: list[dict]) -> list[str]:
+    """What the table says that a reader could miss: what pruning bought, and whether int8 paid off
+    against its own fp32 source (on small models it often does not: Q/DQ overhead beats int8 math)."""
+    by_name = {r["artifact"]: r for r in rows}
+    out = []
+    base, model = by_name.get("baseline.onnx"), by_name.get("model.onnx")
+    if base and model and base["macs"]:
+        out.append(f"pruning kept {model['macs'] / base['macs']:.0%} of the MACs and {model['params'] / base['params']:.0%} of the parameters; "
+                   f"model.onnx runs at {base['latency_ms']['p50'] / model['latency_ms']['p50']:.2f}x the baseline's batch-1 speed")
+    for r in rows:
+        src = by_name.get(r["artifact"].replace(".int8", "")) if r["precision"] == "int8" else None
+        if not src or src is r:
+            continue
+        slower = [f"batch 1 ({r['latency_ms']['p50']:.3f} vs {src['latency_ms']['p50']:.3f} ms)"] if r["latency_ms"]["p50"] > src["latency_ms"]["p50"] else []
+        if r["throughput_ips"] < src["throughput_ips"]:
+            slower.append(f"batch 32 ({r['throughput_ips']:,.0f} vs {src['throughput_ips']:,.0f} img/s)")
+        if slower:
+            out.append(f"{r['artifact']} is not faster than its fp32 source {src['artifact']} at " + " or ".join(slower)
+                       + f"; it is {src['size_mb'] / r['size_mb']:.1f}x smaller. Ship {src['artifact']} where speed matters more than size")
+    return out
 
 
 def _fmt_count(n: int) -> str:
@@ -51,6 +74,7 @@ def markdown(report: dict) -> str:
         lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
         lines.append("")
+    lines += [f"- {n}" for n in report["notes"]] + ([""] if report["notes"] else [])
     lines += ["## Stages", "", "| stage | seconds | what it did |", "|---|---|---|"]
     for s in report["stages"]:
         detail = ", ".join(f"{k}={v}" for k, v in s["metrics"].items() if not isinstance(v, dict))
@@ -72,5 +96,7 @@ def write(art: Artifact, status: str = "ok", error: str | None = None) -> dict:
     atomic_write_text(art.run_dir / "report.md", markdown(report))
     if report["results"]:
         print("\n" + console_table(report), flush=True)
+        for n in report["notes"]:
+            print(f"note: {n}", flush=True)
         print(f"\nthreads: {report['env']['threads']}  cpu: {report['env']['cpu']}  report: {art.run_dir / 'report.md'}", flush=True)
     return report
