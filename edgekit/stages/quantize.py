@@ -107,8 +107,10 @@ def quantize_onnx(src: Path, dst: Path, images: np.ndarray, cfg: Config) -> dict
     op_types = CPU_OP_TYPES if cpu else None
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".quantize.") as scratch_dir:
         scratch = Path(scratch_dir)
-        pre = scratch / "preprocessed.onnx"  # shape-inferred and optimized, as ORT advises
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        pre = scratch / "preprocessed.onnx"  # shape-inferred, as ORT advises
+        # ORT's pre-process optimizer splits HardSwish into HardSigmoid + Mul, which would leave two
+        # float islands per activation; onnxsim has already folded what needs folding.
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True, skip_optimization=cpu)
         method, ranges = calibrate(pre, images, cfg, scratch, op_types)
         save_tensors_data(ranges, scratch / "ranges.json")
         with atomic_path(dst) as tmp:
