@@ -14,7 +14,7 @@ from edgekit.fileio import atomic_write_text
 from edgekit.recipe import Recipe, dump
 from edgekit.stages import ORDER
 from edgekit.stages.context import Context
-from edgekit.zoo import MODELS
+from edgekit.zoo import resolve_name
 
 
 def make_run_dir(recipe: Recipe) -> Path:
@@ -26,7 +26,7 @@ def make_run_dir(recipe: Recipe) -> Path:
             raise PermissionError(root)
     except OSError as exc:
         raise EdgekitError(f"output folder {root} is not writable ({exc.__class__.__name__}): choose another with --output") from None
-    prefix = recipe.run.name or MODELS.resolve(recipe.model.name)
+    prefix = recipe.run.name or resolve_name(recipe.model.name).replace(":", "-")
     if "/" in prefix or prefix.startswith("."):
         raise EdgekitError(f"run.name {prefix!r} must be a plain folder name: remove slashes and leading dots")
     for _ in range(100):
@@ -41,7 +41,7 @@ def make_run_dir(recipe: Recipe) -> Path:
 
 def check_inputs(recipe: Recipe) -> None:
     """Fail before any folder is made: unknown model, missing weights."""
-    MODELS.resolve(recipe.model.name)
+    resolve_name(recipe.model.name)
     if recipe.model.weights and not Path(recipe.model.weights).is_file():
         raise EdgekitError(f"checkpoint {recipe.model.weights} does not exist: check the --weights path")
 

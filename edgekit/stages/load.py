@@ -8,7 +8,7 @@ from edgekit.artifact import Artifact, ModelEntry
 from edgekit.checkpoint import load_weights, save_state_dict
 from edgekit.errors import EdgekitError
 from edgekit.metrics import count_macs, count_params
-from edgekit.zoo import MODELS, create_model
+from edgekit.zoo import create_model, resolve_name
 
 NAME = "load"
 SECTION = "model"
@@ -41,7 +41,7 @@ def build_model(cfg: Config, ctx):
 
 
 def run(art: Artifact, cfg: Config, ctx) -> dict:
-    canonical = MODELS.resolve(cfg.name)
+    canonical = resolve_name(cfg.name)
     model = build_model(cfg, ctx)
     if cfg.weights:
         load_weights(model, cfg.weights, canonical, ctx.data.input_size)

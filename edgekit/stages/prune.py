@@ -44,13 +44,16 @@ def prune_model(model: torch.nn.Module, cfg: Config, input_size: tuple[int, ...]
     model = copy.deepcopy(model).eval()
     example = torch.zeros(1, *input_size)
     importance = tp.importance.GroupMagnitudeImportance(p=2 if cfg.importance == "l2" else 1)
+    options = dict(model.pruning_options()) if hasattr(model, "pruning_options") else {}
+    ignored = list(model.pruning_ignored_layers()) + list(options.pop("ignored_layers", []))
     pruner = tp.pruner.MagnitudePruner(
         model,
         example,
         importance=importance,
         pruning_ratio=cfg.ratio,
-        ignored_layers=model.pruning_ignored_layers(),
+        ignored_layers=ignored,
         round_to=cfg.round_to if cfg.round_to > 1 else None,
+        **options,
     )
     pruner.step()
     return model

@@ -16,6 +16,27 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     return new
 
 
+def normal_linear(m: nn.Linear) -> None:
+    nn.init.normal_(m.weight, 0, 0.01)
+
+
+def init_weights(model: nn.Module, linear: Callable[[nn.Linear], None] | None = normal_linear) -> None:
+    """torchvision's initialization for conv nets: Kaiming-normal (fan_out, ReLU gain) convolutions with
+    zero bias, unit/zero batch norms, and Linear weights from `linear` (normal(0, 0.01) unless a family
+    passes its own; None keeps PyTorch's default Linear init, as torchvision's ResNet does) with zero bias."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear) and linear is not None:
+            linear(m)
+            nn.init.zeros_(m.bias)
+
+
 class ConvBnAct(nn.Sequential):
     """Conv2d (no bias) + BatchNorm + optional activation, indexed 0/1/2 like torchvision's
     Conv2dNormActivation so state_dict keys line up."""
@@ -89,3 +110,19 @@ class ClassifierMixin:
     def pruning_ignored_layers(self) -> list[nn.Module]:
         """Layers whose output channels must never be pruned. The classifier always; families add theirs."""
         return [self.get_classifier()]
+
+    def pruning_options(self) -> dict:
+        """Extra torch-pruning pruner arguments a family needs (e.g. `out_channel_groups` for grouped
+        convolutions, `ignored_layers`, `pruning_ratio_dict`, `customized_pruners`), declared next to the model."""
+        return {}
+
+
+class DropoutLinearHead:
+    """`forward_head` for `self.avgpool` + `self.classifier = Sequential(Dropout, Linear)`, the head of
+    torchvision's MobileNetV2 and MnasNet (and edgekit's MobileNetV1)."""
+
+    classifier_path = "classifier.1"
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.classifier[0](torch.flatten(self.avgpool(x), 1))  # type: ignore[attr-defined]
+        return x if pre_logits else self.classifier[1](x)  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from edgekit.zoo.layers import ClassifierMixin, ConvBnAct, SqueezeExcite, make_divisible
+from edgekit.zoo.layers import ClassifierMixin, ConvBnAct, SqueezeExcite, init_weights, make_divisible
 from edgekit.zoo.registry import register_model
 
 # (kernel, expanded, out, use_se, activation, stride) per bottleneck; input channels chain from the previous row.
@@ -75,17 +75,7 @@ class MobileNetV3(ClassifierMixin, nn.Module):
         self.classifier = nn.Sequential(
             nn.Linear(6 * in_ch, hidden), nn.Hardswish(), nn.Dropout(dropout), nn.Linear(hidden, num_classes)
         )
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights(self)  # torchvision's initialization
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
