@@ -1,0 +1,123 @@
+"""What every row starts from: the recipe, the data, the trained baseline and its fp32 ONNX export.
+
+The baseline is trained (or taken from edgekit's baseline cache) by edgekit's own load and train stages,
+so the demo's cached baseline is reused and a second bench run never trains again."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from edgekit.artifact import Artifact
+from edgekit.checkpoint import read_state_dict, save_state_dict
+from edgekit.config import as_dict
+from edgekit.data import load_data
+from edgekit.data.transforms import normalize
+from edgekit.recipe import Recipe, from_dict, load_recipe
+from edgekit.stages import export, load, train
+from edgekit.stages.context import Context
+from edgekit.stages.quantize import calibration_images
+
+REPO = Path(__file__).resolve().parent.parent
+SLICE = REPO / "tests" / "data" / "fashion-mnist"
+
+# Models whose default budget is too slow for this 2-core CPU use the shipped recipe (a smaller training
+# and distillation budget); every other model runs `edgekit compress MODEL --prune 0.3 --int8`.
+BUDGET_RECIPES = {"resnet18": REPO / "recipes" / "resnet18_fashion_mnist.yaml"}
+
+# Pipeline settings of the edgekit row: the default pipeline (prune 0.3 + KD + int8).
+DEFAULT_PIPELINE = {"prune.ratio": 0.3, "quantize.enabled": True}
+
+# --quick: the shipped 1,500-image slice, one epoch everywhere, few calibration images.
+QUICK = {"data.root": str(SLICE), "train.epochs": 1, "distill.epochs": 1, "quantize.calib_images": 64,
+         "export.parity_images": 64}
+
+# The bench measures every row itself (same images, same interleaved rounds), so the pipeline's own
+# validate stage is cut to a token pass; its seconds are left out of edgekit's wall time anyway.
+TOKEN_VALIDATE = {"validate.val_images": 256, "validate.rounds": 1, "validate.min_runs": 1,
+                  "validate.min_seconds": 0.0, "validate.warmup_s": 0.0}
+
+
+def recipe_for(model: str, data: str, quick: bool, sets: dict | None = None, **extra) -> Recipe:
+    """The recipe of the edgekit row, built as `edgekit compress` builds it (model + flag overrides)."""
+    over = {"model.name": model, "data.name": data, **DEFAULT_PIPELINE, **(QUICK if quick else {}),
+            **TOKEN_VALIDATE, **(sets or {}), **extra}
+    path = BUDGET_RECIPES.get(model)
+    return load_recipe(path, over) if path else from_dict({}, "bench", over)
+
+
+def recipe_source(model: str) -> str:
+    path = BUDGET_RECIPES.get(model)
+    return str(path.relative_to(REPO)) if path else "edgekit defaults"
+
+
+def dataset(recipe: Recipe):
+    return load_data(recipe.data)
+
+
+def trained_baseline(recipe: Recipe, data, work: Path) -> tuple[Path, torch.nn.Module, dict]:
+    """Run edgekit's load + train stages into `work/baseline` (train uses and fills edgekit's cache)."""
+    folder = work / "baseline"
+    folder.mkdir(parents=True, exist_ok=True)
+    ctx = Context(recipe, data, folder)
+    art = Artifact(folder)
+    load.run(art, recipe.model, ctx)
+    start = time.perf_counter()
+    older = older_cache_entry(recipe, ctx)
+    if older is not None:
+        art.entries["baseline"].module.load_state_dict(read_state_dict(older))
+        save_state_dict(art.entries["baseline"].module, art.entries["baseline"].path)
+        print(f"bench: reusing cached baseline {older}", flush=True)
+        stats = {"cached": True, "cache_file": str(older)}
+    elif recipe.train.epochs:
+        stats = train.run(art, recipe.train, ctx)
+    else:
+        stats = {"cached": False, "untrained": True}
+    stats["seconds"] = round(time.perf_counter() - start, 2)
+    entry = art.entries["baseline"]
+    return entry.path, entry.module.eval(), stats
+
+
+def older_cache_entry(recipe: Recipe, ctx) -> Path | None:
+    """A baseline cached under the key edgekit used before OptimConfig gained `device` and `amp`
+    (the demo's cache entry), when the current key has no entry and this run would train on the CPU,
+    where those two fields change nothing. Same fingerprint otherwise, data included."""
+    cfg = recipe.train
+    cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
+    current = train.cache_root() / f"{recipe.model.name}-{train.cache_key(ctx, cfg)}.pt"
+    if not cfg.cache or not cpu or current.is_file():
+        return None
+    d = ctx.data
+    fingerprint = {
+        "format": train.CACHE_FORMAT,
+        "model": as_dict(recipe.model),
+        "data": {"name": d.name, "train": len(d.train), "val": len(d.val), "classes": d.classes,
+                 "labels_sum": int(d.train.labels.sum()), "pixels_sum": int(d.train.images[:1000].sum())},
+        "train": {k: v for k, v in as_dict(cfg).items() if k not in ("cache", "device", "amp")},
+        "torch": torch.__version__.split("+")[0],
+    }
+    key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+    path = train.cache_root() / f"{recipe.model.name}-{key}.pt"
+    return path if path.is_file() else None
+
+
+def calibration_set(recipe: Recipe, data) -> np.ndarray:
+    """The calibration images edgekit's quantize stage uses: seeded subset of the training split."""
+    return calibration_images(SimpleNamespace(data=data), recipe.quantize)
+
+
+def validation_set(data) -> tuple[np.ndarray, np.ndarray]:
+    return normalize(data.val.images, data.mean, data.std).numpy(), data.val.labels.numpy()
+
+
+def export_onnx(model: torch.nn.Module, data, recipe: Recipe, path: Path) -> Path:
+    """fp32 ONNX with edgekit's exporter (TorchScript exporter + onnxsim) for every bench row, so the
+    rows differ in compression only, not in how the graph was written."""
+    proto = export.to_onnx(model, data.input_size, recipe.export.opset, simplify=True)
+    export.save_onnx(proto, path)
+    return path

@@ -1,0 +1,135 @@
+"""The result files: <model>_<data>.json (the fixed schema), a .meta.json beside it (how it was made),
+the two bars, and RESULTS.md rebuilt from every result in the folder. All written atomically."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from edgekit.fileio import atomic_write_json, atomic_write_text
+
+METHODS = ("edgekit", "torch-pruning", "ort-quantize-static", "nncf")
+PEERS = METHODS[1:]
+ROW_KEYS = ("method", "top1", "macs", "size_mb", "latency_ms_p50", "throughput_ips", "seconds")
+NUMBERS = ROW_KEYS[1:]
+TIE = 0.002  # accuracy ties: within 0.2 points
+
+
+def row(method: str, **values) -> dict:
+    """One row with exactly the schema's keys; a failed row has None numbers and an `error`."""
+    out = {k: values.get(k) for k in ROW_KEYS}
+    out["method"] = method
+    if values.get("error"):
+        out["error"] = values["error"]
+    return out
+
+
+def result(model: str, data: str, baseline_top1: float, rows: list[dict]) -> dict:
+    return {"model": model, "data": data, "baseline_top1": baseline_top1, "rows": rows}
+
+
+def schema_problems(res: dict) -> list[str]:
+    """What is wrong with a result (empty when it matches the schema); used by the tests."""
+    problems = []
+    if set(res) != {"model", "data", "baseline_top1", "rows"}:
+        problems.append(f"top-level keys {sorted(res)}")
+    if not _finite(res.get("baseline_top1")):
+        problems.append("baseline_top1 is not a finite number")
+    methods = [r.get("method") for r in res.get("rows", [])]
+    problems += [f"method {m} missing" for m in METHODS if m not in methods]
+    for r in res.get("rows", []):
+        extra = set(r) - set(ROW_KEYS) - {"error"}
+        if extra or not set(ROW_KEYS) <= set(r):
+            problems.append(f"row {r.get('method')}: keys {sorted(r)}")
+        elif not r.get("error") and not all(_finite(r[k]) for k in NUMBERS):
+            problems.append(f"row {r['method']}: a number is missing or not finite")
+    return problems
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def bars(res: dict) -> list[dict]:
+    """The issue's two bars for the `edgekit` row, each with pass/fail and the numbers behind it."""
+    rows = {r["method"]: r for r in res["rows"] if not r.get("error")}
+    ek = rows.get("edgekit")
+    peers = [rows[m] for m in PEERS if m in rows]
+    if ek is None:
+        return [{"bar": "edgekit row", "passed": False, "detail": "the edgekit row failed"}]
+    out = []
+    best = max(peers, key=lambda r: r["top1"], default=None)
+    if best is None:
+        out.append({"bar": "accuracy", "passed": False, "detail": "no peer row to compare with"})
+    else:
+        gap = (ek["top1"] - best["top1"]) * 100
+        out.append({"bar": "accuracy", "passed": gap >= -TIE * 100,
+                    "detail": f"edgekit {ek['top1']:.2%} vs best peer {best['method']} {best['top1']:.2%} ({gap:+.2f} points; ties within 0.2)"})
+    slower_acc = [r for r in peers if r["top1"] <= ek["top1"] + TIE]
+    fastest = max(slower_acc, key=lambda r: r["throughput_ips"], default=None)
+    if fastest is None:
+        out.append({"bar": "speed @32", "passed": True, "detail": "no peer row is as accurate as or less accurate than edgekit's, nothing to beat"})
+    else:
+        ratio = ek["throughput_ips"] / fastest["throughput_ips"]
+        out.append({"bar": "speed @32", "passed": ratio >= 1.0,
+                    "detail": f"edgekit {ek['throughput_ips']:,.0f} img/s vs fastest peer of equal or lower accuracy "
+                              f"{fastest['method']} {fastest['throughput_ips']:,.0f} img/s (x{ratio:.2f})"})
+    failed = [m for m in PEERS if m not in rows]
+    if failed:
+        out.append({"bar": "note", "passed": None, "detail": f"left out of the bars (row failed): {', '.join(failed)}"})
+    return out
+
+
+def _fmt(v, spec: str) -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+def markdown(res: dict, meta: dict) -> str:
+    base = res["baseline_top1"]
+    lines = [f"## {res['model']} on {res['data']}", "",
+             f"Baseline top-1 {base:.2%} ({meta.get('baseline', '')}).", "",
+             "| method | top-1 | Δ top-1 (points) | MACs | size MB | p50 ms @1 | img/s @32 | seconds |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in res["rows"]:
+        if r.get("error"):
+            lines.append(f"| {r['method']} | failed: {r['error']} | | | | | | |")
+            continue
+        drop = (r["top1"] - base) * 100
+        lines.append(f"| {r['method']} | {r['top1']:.2%} | {drop:+.2f} | {r['macs'] / 1e6:,.2f}M | {_fmt(r['size_mb'], '.3f')} | "
+                     f"{_fmt(r['latency_ms_p50'], '.3f')} | {_fmt(r['throughput_ips'], ',.0f')} | {_fmt(r['seconds'], ',.1f')} |")
+    lines += ["", "Bars:"]
+    for b in bars(res):
+        mark = {True: "PASS", False: "MISS", None: "note"}[b["passed"]]
+        lines.append(f"- {b['bar']}: **{mark}**: {b['detail']}")
+    if meta.get("notes"):
+        lines += ["", "How each row was made:"] + [f"- {n}" for n in meta["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def write(out: Path, res: dict, meta: dict) -> Path:
+    stem = f"{res['model']}_{res['data']}"
+    atomic_write_json(out / f"{stem}.json", res)
+    atomic_write_json(out / f"{stem}.meta.json", meta)
+    write_summary(out)
+    return out / f"{stem}.json"
+
+
+def write_summary(out: Path) -> Path:
+    """RESULTS.md from every result in `out`, so one model's run keeps the other's table."""
+    parts = ["# edgekit against the peers' defaults", "",
+             "Made by `python bench/compare.py` (see bench/README.md). top-1 on the whole validation split; "
+             "latency and throughput in ONNX Runtime on the CPU, one intra-op thread, all rows of a model "
+             "timed in the same interleaved rounds. `seconds`: wall time of the compression work from the "
+             "trained baseline (baseline training and the final measurements left out).", ""]
+    for path in sorted(out.glob("*.json")):
+        if path.name.endswith(".meta.json"):
+            continue
+        res = json.loads(path.read_text())
+        meta_path = path.with_name(path.stem + ".meta.json")
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        parts.append(markdown(res, meta))
+        if meta.get("setup"):
+            parts.append(f"Setup: {meta['setup']}\n")
+    target = out / "RESULTS.md"
+    atomic_write_text(target, "\n".join(parts))
+    return target
