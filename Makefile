@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DATA   := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup data demo test clean
+.PHONY: setup data demo test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ demo: setup data
 
 test: setup
 	$(PY) -m pytest -q
+
+# The comparison benchmark (bench/README.md): edgekit vs Torch-Pruning, ORT quantize_static and NNCF.
+# Long: about an hour on 2 cores. BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--quick".
+bench: setup data
+	$(PY) -m pip install -q -e ".[dev,bench]"
+	$(PY) bench/compare.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -4,8 +4,6 @@ The baseline is trained (or taken from edgekit's baseline cache) by edgekit's ow
 so the demo's cached baseline is reused and a second bench run never trains again."""
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,8 +12,6 @@ import numpy as np
 import torch
 
 from edgekit.artifact import Artifact
-from edgekit.checkpoint import read_state_dict, save_state_dict
-from edgekit.config import as_dict
 from edgekit.data import load_data
 from edgekit.data.transforms import normalize
 from edgekit.recipe import Recipe, from_dict, load_recipe
@@ -28,7 +24,8 @@ SLICE = REPO / "tests" / "data" / "fashion-mnist"
 
 # Models whose default budget is too slow for this 2-core CPU use the shipped recipe (a smaller training
 # and distillation budget); every other model runs `edgekit compress MODEL --prune 0.3 --int8`.
-BUDGET_RECIPES = {"resnet18": REPO / "recipes" / "resnet18_fashion_mnist.yaml"}
+BUDGET_RECIPES = {"resnet18": REPO / "recipes" / "resnet18_fashion_mnist.yaml",
+                  "shufflenet_v2_x1_0": REPO / "recipes" / "shufflenet_v2_fashion_mnist.yaml"}
 
 # Pipeline settings of the edgekit row: the default pipeline (prune 0.3 + KD + int8).
 DEFAULT_PIPELINE = {"prune.ratio": 0.3, "quantize.enabled": True}
@@ -68,42 +65,10 @@ def trained_baseline(recipe: Recipe, data, work: Path) -> tuple[Path, torch.nn.M
     art = Artifact(folder)
     load.run(art, recipe.model, ctx)
     start = time.perf_counter()
-    older = older_cache_entry(recipe, ctx)
-    if older is not None:
-        art.entries["baseline"].module.load_state_dict(read_state_dict(older))
-        save_state_dict(art.entries["baseline"].module, art.entries["baseline"].path)
-        print(f"bench: reusing cached baseline {older}", flush=True)
-        stats = {"cached": True, "cache_file": str(older)}
-    elif recipe.train.epochs:
-        stats = train.run(art, recipe.train, ctx)
-    else:
-        stats = {"cached": False, "untrained": True}
+    stats = train.run(art, recipe.train, ctx) if recipe.train.epochs else {"cached": False, "untrained": True}
     stats["seconds"] = round(time.perf_counter() - start, 2)
     entry = art.entries["baseline"]
     return entry.path, entry.module.eval(), stats
-
-
-def older_cache_entry(recipe: Recipe, ctx) -> Path | None:
-    """A baseline cached under the key edgekit used before OptimConfig gained `device` and `amp`
-    (the demo's cache entry), when the current key has no entry and this run would train on the CPU,
-    where those two fields change nothing. Same fingerprint otherwise, data included."""
-    cfg = recipe.train
-    cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
-    current = train.cache_root() / f"{recipe.model.name}-{train.cache_key(ctx, cfg)}.pt"
-    if not cfg.cache or not cpu or current.is_file():
-        return None
-    d = ctx.data
-    fingerprint = {
-        "format": train.CACHE_FORMAT,
-        "model": as_dict(recipe.model),
-        "data": {"name": d.name, "train": len(d.train), "val": len(d.val), "classes": d.classes,
-                 "labels_sum": int(d.train.labels.sum()), "pixels_sum": int(d.train.images[:1000].sum())},
-        "train": {k: v for k, v in as_dict(cfg).items() if k not in ("cache", "device", "amp")},
-        "torch": torch.__version__.split("+")[0],
-    }
-    key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
-    path = train.cache_root() / f"{recipe.model.name}-{key}.pt"
-    return path if path.is_file() else None
 
 
 def calibration_set(recipe: Recipe, data) -> np.ndarray:

@@ -2,7 +2,7 @@
 same trained baseline and the same calibration images, and write bench/results/<model>_<data>.json
 plus bench/results/RESULTS.md.
 
-    python bench/compare.py --models mobilenet_v3,resnet18     # the full comparison (long: see README)
+    python bench/compare.py                                     # the full comparison (long: see README)
     python bench/compare.py --quick --models mobilenet_v3       # smoke run on the shipped slice
 """
 from __future__ import annotations
@@ -189,7 +189,7 @@ def _sets(items: list[str]) -> dict:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/compare.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="mobilenet_v3,resnet18", help="comma-separated zoo models (default mobilenet_v3,resnet18)")
+    p.add_argument("--models", default="mobilenet_v3,shufflenet_v2_x1_0", help="comma-separated zoo models (default mobilenet_v3,shufflenet_v2_x1_0)")
     p.add_argument("--data", default="fashion_mnist", help="data set (default fashion_mnist, edgekit's default)")
     p.add_argument("--quick", action="store_true", help="smoke run: the shipped 1,500-image slice, 1 epoch, 64 calibration images, token timing")
     p.add_argument("--out", help="folder for the result files (default bench/results, bench/results/quick with --quick)")

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from edgekit.accelerator import amp_dtype, precision_name, resolve_device
 from edgekit.artifact import Artifact
 from edgekit.checkpoint import read_state_dict, save_state_dict
 from edgekit.config import as_dict, ranged
@@ -51,9 +52,14 @@ def cache_key(ctx, cfg: Config) -> str:
         "model": as_dict(ctx.recipe.model),
         "data": {"name": data.name, "train": len(data.train), "val": len(data.val), "classes": data.classes,
                  "labels_sum": int(data.train.labels.sum()), "pixels_sum": int(data.train.images[:1000].sum())},
-        "train": {k: v for k, v in as_dict(cfg).items() if k != "cache"},
+        "train": {k: v for k, v in as_dict(cfg).items() if k not in ("cache", "device", "amp")},
         "torch": torch.__version__.split("+")[0],
     }
+    # Where and in which precision it trains changes the weights only off the CPU (CPU training is
+    # always fp32), so CPU keys stay as they were and a GPU-trained baseline gets its own entry.
+    device = resolve_device(cfg.device)
+    if device.type != "cpu":
+        fingerprint["device"] = [device.type, precision_name(amp_dtype(cfg.amp, device.type))]
     return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
 
 
