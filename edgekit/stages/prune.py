@@ -1,15 +1,16 @@
-"""prune: structured channel pruning with torch-pruning's dependency graph.
+"""prune: structured channel pruning with torch-pruning's dependency graph (logic in edgekit.pruning).
 
 `ratio` is the fraction of channels removed from every prunable layer (torch-pruning's
 `pruning_ratio`): 0.3 keeps 70% of each layer's channels, which cuts params and MACs by roughly half
 (both scale with in x out channels). Coupled layers (residual adds, depthwise convs, SE gates) are
 pruned together as one group; the classifier and the layers a model lists in
-`pruning_ignored_layers()` keep their output channels.
+`pruning_ignored_layers()` keep their output channels. Instead of a ratio a run may give a target:
+`target_macs` (fraction of the baseline's MACs to keep) or `target_latency_ms` (ONNX Runtime CPU p50
+at batch 1); the ratio is then searched (edgekit.pruning.targets) and every probe is reported.
 """
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -17,55 +18,103 @@ import torch
 from edgekit.artifact import Artifact, ModelEntry
 from edgekit.checkpoint import save_state_dict
 from edgekit.config import ranged
+from edgekit.errors import EdgekitError
 from edgekit.metrics import count_macs, count_params
+from edgekit.pruning.iterative import prune_copy
+from edgekit.pruning.targets import search_latency, search_macs, with_layer_ratios
 
 NAME = "prune"
 SECTION = "prune"
+SEARCH_KEYS = ("probes", "relaxed_layer_ratios")
 
 
 @dataclass
 class Config:
-    """`ratio`: fraction of each prunable layer's channels to remove, in [0, 1); 0 skips pruning.
-    `importance`: group magnitude criterion, l2 (default) or l1. `round_to`: keep channel counts a
-    multiple of this (8 by default: odd counts run slower in ONNX Runtime); 1 disables rounding."""
+    """What drives the run (exactly one): `ratio` (fraction of each prunable layer's channels to remove,
+    in [0, 1); 0 with no target skips pruning), `target_macs` (fraction of the baseline MACs to keep,
+    in (0, 1]) or `target_latency_ms` (ONNX Runtime CPU p50 at batch 1, 1 thread).
+    `importance`: l2 (default) or l1 group magnitude, bn_scale (BatchNorm |gamma|), taylor (first-order
+    Taylor on `taylor_batches` cross-entropy batches) or random (a control).
+    `scope`: uniform (every layer loses `ratio`) or global (channels ranked across layers; no layer
+    loses more than `max_layer_ratio` of its channels). `steps`: iterative pruning steps, with
+    `finetune_batches` batches of cross-entropy fine-tuning (AdamW, `finetune_lr`) between steps.
+    `layer_ratios`: {module name: ratio} overrides for named layers. `round_to`: keep channel counts a
+    multiple of this (8 by default: odd counts run slower in ONNX Runtime); 1 disables rounding.
+    `batch_size` and `seed`: the Taylor and fine-tune batches. `latency_probe_s`: timed seconds per
+    latency probe; `latency_probes`: bisection probes of a latency search."""
 
     ratio: float = ranged(0.0, 0.0, 1.0, hi_inclusive=False)
-    importance: Literal["l2", "l1"] = "l2"
+    importance: Literal["l2", "l1", "bn_scale", "taylor", "random"] = "l2"
     round_to: int = ranged(8, 1, 256)
+    scope: Literal["uniform", "global"] = "uniform"
+    max_layer_ratio: float = ranged(0.9, 0.0, 1.0, hi_inclusive=False)
+    steps: int = ranged(1, 1, 100)
+    finetune_batches: int = ranged(50, 0, 1_000_000)
+    finetune_lr: float = ranged(1e-3, 0.0, 10.0)
+    taylor_batches: int = ranged(8, 1, 10_000)
+    batch_size: int = ranged(64, 1, 65_536)
+    seed: int = 0
+    layer_ratios: dict = field(default_factory=dict)
+    target_macs: float | None = ranged(None, 0.0, 1.0)
+    target_latency_ms: float | None = ranged(None, 0.0, 1e6)
+    latency_probe_s: float = ranged(1.0, 0.05, 60.0)
+    latency_probes: int = ranged(6, 1, 50)
+
+
+def drivers(cfg: Config) -> list[str]:
+    """The settings that drive the run; more than one is an error."""
+    given = [k for k in ("ratio", "target_macs", "target_latency_ms") if getattr(cfg, k) not in (None, 0, 0.0)]
+    if cfg.target_macs is not None and cfg.target_macs <= 0:
+        raise EdgekitError(f"prune.target_macs = {cfg.target_macs} keeps no MACs: give the fraction of the baseline MACs to keep, in (0, 1], e.g. 0.5")
+    if cfg.target_latency_ms is not None and cfg.target_latency_ms <= 0:
+        raise EdgekitError(f"prune.target_latency_ms = {cfg.target_latency_ms} is not a latency: give milliseconds > 0")
+    if len(given) > 1:
+        raise EdgekitError(f"prune: {' and '.join('prune.' + g for g in given)} are both set, but exactly one drives a run: keep one and remove the others")
+    return given
 
 
 def skip(art, cfg: Config, ctx) -> str | None:
-    return "prune.ratio is 0" if cfg.ratio == 0 else None
+    return "prune.ratio is 0" if not drivers(cfg) else None
 
 
-def prune_model(model: torch.nn.Module, cfg: Config, input_size: tuple[int, ...]) -> torch.nn.Module:
-    import torch_pruning as tp
+def prune_with_info(model: torch.nn.Module, cfg: Config, input_size: tuple[int, ...], data=None) -> tuple[torch.nn.Module, dict]:
+    """Prune a copy of `model` as `cfg` says; returns (pruned model, what was done: ratio, probes)."""
+    given = drivers(cfg)
+    if given == ["target_macs"]:
+        chosen, probes = search_macs(model, cfg, input_size, data, cfg.target_macs)
+    elif given == ["target_latency_ms"]:
+        chosen, probes = search_latency(model, cfg, input_size, data, cfg.target_latency_ms)
+    else:
+        pruned, info = prune_copy(model, cfg, cfg.ratio, input_size, data)
+        return pruned, {"ratio": cfg.ratio, **info}
+    base_macs = count_macs(model, input_size)
+    info = {"ratio": chosen.ratio, "probes": [{**p.record(base_macs), **({"chosen": True} if p is chosen else {})} for p in probes]}
+    if chosen.relaxed:  # layers the MACs search gave a lower ratio, to land closer to the target
+        info["relaxed_layer_ratios"] = dict(chosen.relaxed)
+    if chosen.ms is not None:
+        info["latency_ms_p50"] = chosen.ms
+    return chosen.model, info
 
-    model = copy.deepcopy(model).eval()
-    example = torch.zeros(1, *input_size)
-    importance = tp.importance.GroupMagnitudeImportance(p=2 if cfg.importance == "l2" else 1)
-    options = dict(model.pruning_options()) if hasattr(model, "pruning_options") else {}
-    ignored = list(model.pruning_ignored_layers()) + list(options.pop("ignored_layers", []))
-    pruner = tp.pruner.MagnitudePruner(
-        model,
-        example,
-        importance=importance,
-        pruning_ratio=cfg.ratio,
-        ignored_layers=ignored,
-        round_to=cfg.round_to if cfg.round_to > 1 else None,
-        **options,
-    )
-    pruner.step()
-    return model
+
+def prune_model(model: torch.nn.Module, cfg: Config, input_size: tuple[int, ...], data=None) -> torch.nn.Module:
+    """A pruned copy of `model` (taylor importance, fine-tunes between steps and targets need `data`)."""
+    return prune_with_info(model, cfg, input_size, data)[0]
 
 
 def run(art: Artifact, cfg: Config, ctx) -> dict:
     base = art.entries["baseline"]
-    model = prune_model(base.module, cfg, ctx.data.input_size)
+    size = ctx.data.input_size
+    model, info = prune_with_info(base.module, cfg, size, ctx.data)
     path = ctx.run_dir / "pruned.pt"
     save_state_dict(model, path)
-    entry = art.add(ModelEntry("pruned", "torch", "fp32", count_params(model), count_macs(model, ctx.data.input_size), path, model))
-    return {
+    entry = art.add(ModelEntry("pruned", "torch", "fp32", count_params(model), count_macs(model, size), path, model))
+    metrics = {
+        "importance": cfg.importance,
+        "scope": cfg.scope,
+        "steps": cfg.steps,
+        "round_to": cfg.round_to,
+        **{k: v for k, v in (("target_macs", cfg.target_macs), ("target_latency_ms", cfg.target_latency_ms)) if v is not None},
+        **{k: v for k, v in info.items() if k not in SEARCH_KEYS},
         "params_before": base.params,
         "params_after": entry.params,
         "macs_before": base.macs,
@@ -73,3 +122,13 @@ def run(art: Artifact, cfg: Config, ctx) -> dict:
         "macs_reduction": round(1 - entry.macs / base.macs, 4),
         "params_reduction": round(1 - entry.params / base.params, 4),
     }
+    if cfg.layer_ratios:
+        metrics["layer_ratios"] = dict(cfg.layer_ratios)
+    if "probes" in info:  # a mapping: report.md's one-line stage summary leaves it out, report.json keeps it
+        metrics["search"] = {k: info[k] for k in SEARCH_KEYS if k in info}
+    if cfg.round_to > 1:  # what rounding costs: the same pruning (one step, no fine-tune) without it
+        same = with_layer_ratios(cfg, info.get("relaxed_layer_ratios", {}))
+        unrounded, _ = prune_copy(base.module, same, info["ratio"], size, ctx.data, steps=1, finetune_batches=0, round_to=1)
+        metrics["macs_after_round_to_1"] = count_macs(unrounded, size)
+        metrics["params_after_round_to_1"] = count_params(unrounded)
+    return metrics
