@@ -32,6 +32,11 @@ def _pipeline_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", dest="data.name", help="built-in data set (fashion_mnist) or an image folder path")
     p.add_argument("--prune", dest="prune.ratio", type=_ratio, metavar="RATIO",
                    help="fraction of channels removed from every prunable layer, in [0, 1); 0.3 keeps 70%% of each layer and cuts MACs by about half")
+    p.add_argument("--importance", dest="prune.importance", choices=["l2", "l1", "bn_scale", "taylor", "random"], help="pruning criterion (default l2)")
+    p.add_argument("--target-macs", dest="prune.target_macs", type=float, metavar="FRACTION", help="instead of --prune: search the ratio that keeps at most this fraction of the baseline MACs, e.g. 0.5")
+    p.add_argument("--target-latency-ms", dest="prune.target_latency_ms", type=float, metavar="MS", help="instead of --prune: search the ratio whose ONNX Runtime CPU p50 (batch 1, 1 thread) is at most MS")
+    p.add_argument("--prune-steps", dest="prune.steps", type=int, metavar="N", help="prune in N steps with a short fine-tune between them (default 1)")
+    p.add_argument("--global-prune", dest="prune.scope", action="store_const", const="global", help="rank channels across layers (prune.scope global) instead of the same ratio per layer")
     p.add_argument("--int8", dest="quantize.enabled", action="store_const", const=True, help="also produce an int8 Q/DQ ONNX model")
     p.add_argument("--no-distill", dest="distill.enabled", action="store_const", const=False, help="fine-tune after pruning with cross-entropy only (no knowledge distillation)")
     p.add_argument("--weights", dest="model.weights", metavar="FILE", help="state_dict checkpoint to start from instead of training a baseline")
@@ -39,6 +44,10 @@ def _pipeline_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--distill-epochs", dest="distill.epochs", type=int, metavar="N", help="distillation (or fine-tuning) epochs after pruning")
     p.add_argument("--calibration", dest="quantize.calibration", choices=["minmax", "entropy", "percentile"], help="int8 calibration method")
     p.add_argument("--target", dest="quantize.target", choices=["cpu", "tensorrt"], help="int8 form: cpu (U8 activations) or tensorrt (symmetric S8)")
+    p.add_argument("--max-drop", dest="quantize.max_drop", type=float, metavar="POINTS",
+                   help="allowed int8 top-1 drop in points on held-out training images (default 1.0); past it the most harmful layers stay in float")
+    p.add_argument("--qat", dest="quantize.qat", choices=["auto", "off", "on"], help="quantization-aware fine-tuning: auto (when mixed precision cannot meet --max-drop), off or on")
+    p.add_argument("--fp16", dest="export.fp16", action="store_const", const=True, help="also write model.fp16.onnx (fp16 inside, fp32 input/output; for GPU targets)")
     p.add_argument("--output", dest="run.output", metavar="DIR", help="folder that receives the run folder (default: artifacts)")
     p.add_argument("--threads", dest="validate.threads", type=int, metavar="N", help="intra-op CPU threads for the validation runners (default 1; 0 = all cores)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="override any recipe value, e.g. --set distill.temperature=2 (repeatable)")

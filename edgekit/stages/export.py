@@ -30,13 +30,16 @@ SECTION = "export"
 class Config:
     """`opset`: ONNX opset (17-21). `simplify`: run onnxsim. Parity: on `parity_images` validation
     images the ONNX logits must stay within `parity_atol` of PyTorch's and agree on top-1 for at
-    least `parity_min_agreement` of them, or the stage fails."""
+    least `parity_min_agreement` of them, or the stage fails. `fp16`: also write model.fp16.onnx
+    (fp16 weights and activations, float32 input and output; meant for GPU targets: ONNX Runtime's CPU
+    provider runs it, with casts around the many ops it has no fp16 kernel for, slowly)."""
 
     opset: int = ranged(17, 17, 21)
     simplify: bool = True
     parity_images: int = ranged(256, 1, 100_000)
     parity_atol: float = ranged(1e-3, 0.0, 10.0)
     parity_min_agreement: float = ranged(0.99, 0.0, 1.0)
+    fp16: bool = False
 
 
 def skip(art, cfg: Config, ctx) -> str | None:
@@ -125,4 +128,30 @@ def run(art: Artifact, cfg: Config, ctx) -> dict:
     if current.name != "baseline":
         metrics.update(export_entry(art, art.entries["baseline"], "baseline.onnx", cfg, ctx, images))
     metrics.update(export_entry(art, current, "model.onnx", cfg, ctx, images))
+    if cfg.fp16:
+        metrics.update(export_fp16(art, art.entries["model.onnx"], ctx, images))
     return metrics
+
+
+def export_fp16(art: Artifact, fp32: ModelEntry, ctx, images: np.ndarray) -> dict:
+    """model.fp16.onnx from model.onnx (edgekit.quant.fp16), with its drift from fp32 recorded. The
+    stage fails only when fp16 overflows (non-finite logits); drift is reported, not judged."""
+    import onnx
+
+    from edgekit.quant.fp16 import convert_float_to_float16
+
+    try:
+        proto = convert_float_to_float16(onnx.load(str(fp32.path)))
+    except ValueError as exc:
+        raise EdgekitError(f"fp16 conversion failed: {exc}: drop --fp16 for this model") from None
+    path = ctx.run_dir / "model.fp16.onnx"
+    save_onnx(proto, path)
+    ref = OrtRunner(fp32.path, threads=1).run(images)
+    got = OrtRunner(path, threads=1).run(images)
+    if not np.isfinite(got).all():
+        path.unlink(missing_ok=True)
+        raise EdgekitError("model.fp16.onnx gives non-finite logits (fp16 overflow): drop --fp16 for this model")
+    art.add(ModelEntry("model.fp16.onnx", "onnx", "fp16", fp32.params, fp32.macs, path))
+    return {"model.fp16.onnx": {"source": fp32.name, "max_abs_diff": float(np.abs(ref - got).max()),
+                                "top1_agreement": float((ref.argmax(1) == got.argmax(1)).mean()),
+                                "note": "for GPU targets; ONNX Runtime's CPU provider runs it slowly"}}

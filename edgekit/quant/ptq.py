@@ -1,0 +1,117 @@
+"""Post-training static quantization with ONNX Runtime's quantizer, in Q/DQ form, calibrated once.
+
+`Quantizer` pre-processes the fp32 model and computes the activation ranges one time; `quantize()` can
+then be called again and again (e.g. with different `nodes_to_exclude` for mixed precision) and each
+call only rewrites the graph from the saved calibration cache, which takes about a second.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from edgekit.fileio import atomic_path
+from edgekit.progress import Progress
+
+# Ops quantized for the CPU target: those with int8 kernels in ONNX Runtime's CPU provider.
+CPU_OP_TYPES = ["Conv", "Gemm", "MatMul", "Add", "Mul", "GlobalAveragePool", "AveragePool", "MaxPool", "Concat", "Relu", "Clip"]
+# Nodes whose inputs (activation and weight) get Q/DQ and that mixed precision may keep in float.
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+class _Reader:
+    """ONNX Runtime CalibrationDataReader over a numpy array, with progress."""
+
+    def __init__(self, images: np.ndarray, batch: int, input_name: str):
+        self.images, self.batch, self.input_name = images, batch, input_name
+        self.pos = 0
+        self.bar = Progress("calibrate", len(images))
+
+    def get_next(self):
+        if self.pos >= len(self.images):
+            return None
+        x = self.images[self.pos : self.pos + self.batch]
+        self.pos += len(x)
+        self.bar.update(len(x))
+        return {self.input_name: np.ascontiguousarray(x)}
+
+    def rewind(self):
+        self.pos = 0
+
+
+def calibrate(model: Path, images: np.ndarray, cfg, scratch: Path, op_types: list[str] | None):
+    """Activation ranges, computed here rather than inside quantize_static: quantize_static does not
+    pass histogram sizes to the entropy calibrator, whose defaults (128 bins for 128 quantized bins)
+    leave a single candidate threshold, the min/max range, so entropy equalled minmax exactly."""
+    from onnxruntime.quantization import CalibrationMethod
+    from onnxruntime.quantization.calibrate import create_calibrator
+
+    symmetric = cfg.target != "cpu"
+    method, options = {
+        "minmax": (CalibrationMethod.MinMax, {"symmetric": symmetric}),
+        "entropy": (CalibrationMethod.Entropy, {"symmetric": symmetric, "num_bins": 2048, "num_quantized_bins": 255 if symmetric else 256}),
+        "percentile": (CalibrationMethod.Percentile, {"symmetric": symmetric, "num_bins": 2048, "percentile": cfg.percentile}),
+    }[cfg.calibration]
+    calibrator = create_calibrator(model, op_types, augmented_model_path=str(scratch / "augmented.onnx"),
+                                   calibrate_method=method, extra_options=options)
+    calibrator.collect_data(_Reader(images, cfg.calib_batch, "input"))
+    return method, calibrator.compute_data()
+
+
+class Quantizer:
+    """Pre-process + calibrate `src` once (in a scratch folder next to `work_dir`), quantize many times.
+    Use as a context manager so the scratch folder is removed."""
+
+    def __init__(self, src: Path, images: np.ndarray, cfg, work_dir: Path):
+        from onnxruntime.quantization.calibrate import save_tensors_data
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        self.cfg = cfg
+        self.cpu = cfg.target == "cpu"
+        self.op_types = CPU_OP_TYPES if self.cpu else None
+        self.scratch = Path(tempfile.mkdtemp(dir=work_dir, prefix=".quantize."))
+        try:
+            self.pre = self.scratch / "preprocessed.onnx"  # shape-inferred, as ORT advises
+            # ORT's pre-process optimizer splits HardSwish into HardSigmoid + Mul, which would leave two
+            # float islands per activation; onnxsim has already folded what needs folding.
+            quant_pre_process(str(src), str(self.pre), skip_symbolic_shape=True, skip_optimization=self.cpu)
+            self.method, ranges = calibrate(self.pre, images, cfg, self.scratch, self.op_types)
+            self.cache = self.scratch / "ranges.json"
+            save_tensors_data(ranges, self.cache)
+        except BaseException:
+            self.close()
+            raise
+
+    def quantize(self, dst: Path, exclude: Iterable[str] = ()) -> None:
+        """Write the Q/DQ model to `dst`; nodes named in `exclude` stay in float."""
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+        with atomic_path(dst) as tmp:
+            quantize_static(
+                str(self.pre), str(tmp), None,
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QUInt8 if self.cpu else QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=self.cfg.per_channel,
+                calibrate_method=self.method,
+                op_types_to_quantize=self.op_types,
+                nodes_to_exclude=list(exclude),
+                extra_options={"ActivationSymmetric": not self.cpu, "WeightSymmetric": True},
+                calibration_cache_path=str(self.cache),
+            )
+
+    def info(self) -> dict:
+        return {"activation_type": "uint8" if self.cpu else "int8 (symmetric)",
+                "weight_type": "int8 per-channel" if self.cfg.per_channel else "int8 per-tensor"}
+
+    def close(self) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

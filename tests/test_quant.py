@@ -1,0 +1,209 @@
+"""Quantization quality: per-layer sensitivity and mixed precision, QAT, fp16 export (real ONNX Runtime)."""
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+import edgekit
+from edgekit.artifact import Artifact, ModelEntry
+from edgekit.backends.ort import OrtRunner
+from edgekit.recipe import Recipe
+from edgekit.stages import export, quantize
+from edgekit.stages.context import Context
+
+from conftest import SLICE
+
+SIZE = (1, 28, 28)
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(16, 32, 3, stride=2, padding=1)
+        self.fc = nn.Linear(32 * 7 * 7, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+        return self.fc(x.flatten(1))
+
+
+def _train(model, data, steps=60, lr=3e-3):
+    """Plain full-speed training on the slice (no augmentation): enough for a model well above chance."""
+    from edgekit.data.transforms import normalize
+
+    gen = torch.Generator().manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    x_all = normalize(data.train.images, data.mean, data.std)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(x_all), (128,), generator=gen)
+        loss = nn.functional.cross_entropy(model(x_all[idx]), data.train.labels[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+def _artifact(model, tmp_path, data, name="tiny"):
+    art = Artifact(tmp_path)
+    art.add(ModelEntry("baseline", "torch", "fp32", 0, 0, tmp_path / "b.pt", model.eval()))
+    art.info.update(model=name, classes=data.classes, mean=[0.286], std=[0.353], input_size=list(SIZE))
+    return art, Context(Recipe(), data, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def slice_data():
+    from edgekit.data import DataConfig, load_data
+
+    return load_data(DataConfig(root=str(SLICE)))
+
+
+@pytest.fixture(scope="module")
+def outlier_model(slice_data):
+    """A trained tiny CNN with a weight outlier in conv2 that the float model never sees: conv1's
+    channel 0 is made dead (zero weights, negative bias: ReLU outputs exactly 0) and conv2's weights
+    reading it are set to 1000x its largest weight. conv2's per-channel int8 scales are then set by the
+    outliers and its real weights round to zero: conv2 is genuinely harmful in int8, the rest is not."""
+    torch.manual_seed(0)
+    model = _train(Tiny(), slice_data, steps=30)
+    with torch.no_grad():
+        model.conv1.weight[0] = 0
+        model.conv1.bias[0] = -1
+        model.conv2.weight[:, 0] = 1000 * model.conv2.weight.abs().max()
+    return model.eval()
+
+
+def test_sensitivity_keeps_the_harmful_layer_in_float(outlier_model, fmnist_slice, tmp_path):
+    art, ctx = _artifact(outlier_model, tmp_path, fmnist_slice)
+    export.run(art, export.Config(parity_images=64, parity_atol=1e-2), ctx)
+    cfg = quantize.Config(enabled=True, calib_images=64, sensitivity_images=500, max_drop=0.5, qat="off")
+    m = quantize.run(art, cfg, ctx)
+    assert m["int8_drop"] > 5  # the outlier really hurts plain int8
+    mixed = m["mixed_precision"]
+    ranking = [r["layer"] for r in mixed["ranking"]]
+    assert "conv2" in ranking[0].lower()
+    kept = [f["layer"] for f in m["float_layers"]]
+    assert kept and "conv2" in kept[0].lower()
+    assert mixed["drop_after"] < mixed["drop_before"] and m["final_drop"] == mixed["drop_after"]
+    assert m["held_out_split"].startswith("train")
+    # The float layer really is float in the written file: its weight is a float initializer.
+    proto = onnx.load(art.entries["model.int8.onnx"].path)
+    node = next(n for n in proto.graph.node if n.name == kept[0])
+    inits = {i.name: i for i in proto.graph.initializer}
+    assert inits[node.input[1]].data_type == onnx.TensorProto.FLOAT
+    assert OrtRunner(art.entries["model.int8.onnx"].path, 1).run(np.zeros((2, *SIZE), np.float32)).shape == (2, 10)
+
+
+def test_max_drop_null_skips_the_analysis(outlier_model, fmnist_slice, tmp_path):
+    art, ctx = _artifact(outlier_model, tmp_path, fmnist_slice)
+    export.run(art, export.Config(parity_images=64, parity_atol=1e-2), ctx)
+    m = quantize.run(art, quantize.Config(enabled=True, calib_images=64, max_drop=None), ctx)
+    assert "int8_drop" not in m and "mixed_precision" not in m and "qat" not in m
+    assert art.entries["model.int8.onnx"].path.is_file()
+
+
+def test_held_out_images_are_disjoint_from_calibration(fmnist_slice, tmp_path):
+    ctx = Context(Recipe(), fmnist_slice, tmp_path)
+    cfg = quantize.Config(calib_images=100, sensitivity_images=300)
+    calib = quantize.calibration_images(ctx, cfg).reshape(100, -1)
+    held, labels = quantize.held_out(ctx, cfg)
+    assert len(held) == len(labels) == 300
+    same = (np.abs(held.reshape(300, -1)[:, None] - calib[None]).max(-1) < 1e-6)
+    # Fashion-MNIST has a few duplicate images; distinct indices may still match pixel for pixel, but rarely.
+    assert same.any(1).sum() <= 2
+
+
+def test_qat_runs_and_gives_a_qdq_model(tmp_path):
+    from edgekit.data import DataConfig, load_data
+
+    data = load_data(DataConfig(root=str(SLICE), train_limit=512))  # QAT: 4 steps of 128
+    torch.manual_seed(0)
+    model = edgekit.create_model("lenet5", num_classes=10, in_chans=1, small_input=True)
+    _train(model, data, steps=20)
+    art, ctx = _artifact(model, tmp_path, data, "lenet5")
+    export.run(art, export.Config(parity_images=64), ctx)
+    before = model.c3.weight.detach().clone()
+    m = quantize.run(art, quantize.Config(enabled=True, calib_images=64, sensitivity_images=200, qat="on", qat_lr=1e-3), ctx)
+    qat = m["qat"]
+    assert qat["fake_quant_layers"] == 5 and np.isfinite(qat["final_loss"]) and "drop" in qat
+    assert torch.equal(model.c3.weight, before)  # the pipeline's model is untouched, QAT tuned a copy
+    path = art.entries["model.int8.onnx"].path
+    types = {n.op_type for n in onnx.load(path).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= types
+    assert m["chosen"] in ("int8", "qat")
+    out = OrtRunner(path, 1).run(quantize.calibration_images(ctx, quantize.Config(calib_images=8)))
+    assert out.shape == (8, 10) and np.isfinite(out).all()
+
+
+def test_fake_quant_weight_grid_matches_ort_symmetric_per_channel():
+    from edgekit.quant.qat import FakeQuant
+
+    conv = nn.Conv2d(3, 4, 3)
+    fq = FakeQuant(conv, per_channel=True, symmetric_act=False)
+    w = fq.weight_fq().detach()
+    scale = conv.weight.detach().abs().flatten(1).amax(1) / 127
+    q = w / scale[:, None, None, None]
+    assert torch.allclose(q, q.round(), atol=1e-3) and q.abs().max() <= 127 + 1e-3
+    # Scaling an output channel (what folding BatchNorm does) scales its quantized weights the same way.
+    c = torch.tensor([2.0, -0.5, 3.0, 1.0])[:, None, None, None]
+    conv2 = nn.Conv2d(3, 4, 3)
+    with torch.no_grad():
+        conv2.weight.copy_(conv.weight * c)
+    assert torch.allclose(FakeQuant(conv2, True, False).weight_fq().detach(), w * c, atol=1e-6)
+
+
+def test_fp16_export(fmnist_slice, tmp_path):
+    torch.manual_seed(0)
+    model = edgekit.create_model("mobilenet_v3_small", num_classes=10, in_chans=1, small_input=True, width_mult=0.5).eval()
+    art, ctx = _artifact(model, tmp_path, fmnist_slice, "mobilenet_v3_small")
+    m = export.run(art, export.Config(parity_images=32, fp16=True), ctx)
+    entry = art.entries["model.fp16.onnx"]
+    assert entry.precision == "fp16" and entry.format == "onnx"
+    proto = onnx.load(entry.path)
+    onnx.checker.check_model(proto, full_check=True)
+    floats = [i for i in proto.graph.initializer if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)]
+    assert floats and all(i.data_type == onnx.TensorProto.FLOAT16 for i in floats)
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert proto.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert {p.key for p in proto.metadata_props} >= {"model", "normalization"}
+    x = quantize.calibration_images(ctx, quantize.Config(calib_images=16))
+    ref = OrtRunner(art.entries["model.onnx"].path, 1).run(x)
+    got = OrtRunner(entry.path, 1).run(x)
+    assert got.dtype == np.float32 and np.abs(got - ref).max() < 1e-2
+    assert m["model.fp16.onnx"]["max_abs_diff"] < 1e-2
+
+
+def test_float_variant_matches_real_exclusion(outlier_model, slice_data, tmp_path):
+    """The cheap per-layer score edits one int8 graph; it should compute what re-quantizing with
+    nodes_to_exclude=[node] computes (both run unoptimized: the Q/DQ semantics)."""
+    from edgekit.quant.ptq import Quantizer
+    from edgekit.quant.sensitivity import float_variant, logits_of, quantized_nodes
+
+    art, ctx = _artifact(outlier_model, tmp_path, slice_data)
+    export.run(art, export.Config(parity_images=64, parity_atol=1e-2), ctx)
+    cfg = quantize.Config(calib_images=64)
+    x = quantize.held_out(ctx, quantize.Config(calib_images=64, sensitivity_images=200))[0]
+    src = art.entries["model.onnx"].path
+    with Quantizer(src, quantize.calibration_images(ctx, cfg), cfg, tmp_path) as q:
+        q.quantize(tmp_path / "plain.onnx")
+        int8, fp32 = onnx.load(tmp_path / "plain.onnx"), onnx.load(src)
+        plain = logits_of(int8, x, optimize=False)
+        names = quantized_nodes(int8)
+        assert len(names) == 3
+        for name in names:
+            q.quantize(tmp_path / "ex.onnx", [name])
+            real = logits_of(tmp_path / "ex.onnx", x, optimize=False)
+            variant = logits_of(float_variant(int8, fp32, name), x, optimize=False)
+            scale = np.abs(real).max()
+            assert np.abs(variant - real).max() < 0.05 * scale, name
+            if "conv2" in name:  # the harmful layer: the variant removes most of the int8 error
+                assert np.abs(variant - real).max() < 0.5 * np.abs(plain - real).max()
+
+
+def test_no_held_out_images_left_skips_the_check(outlier_model, slice_data, tmp_path):
+    art, ctx = _artifact(outlier_model, tmp_path, slice_data)
+    export.run(art, export.Config(parity_images=64, parity_atol=1e-2), ctx)
+    m = quantize.run(art, quantize.Config(enabled=True, calib_images=len(slice_data.train), calib_batch=500), ctx)
+    assert m["int8_check"].startswith("skipped") and art.entries["model.int8.onnx"].path.is_file()
