@@ -207,3 +207,58 @@ def test_no_held_out_images_left_skips_the_check(outlier_model, slice_data, tmp_
     export.run(art, export.Config(parity_images=64, parity_atol=1e-2), ctx)
     m = quantize.run(art, quantize.Config(enabled=True, calib_images=len(slice_data.train), calib_batch=500), ctx)
     assert m["int8_check"].startswith("skipped") and art.entries["model.int8.onnx"].path.is_file()
+
+
+def test_bypassing_a_relu_folded_pair_keeps_the_relu(slice_data, tmp_path):
+    """ORT's quantizer folds a Relu into the Q/DQ pair after a Conv (zero point at the type's minimum);
+    keeping that tensor in float must keep the Relu, or the float model is no longer the same function."""
+    from edgekit.quant.sensitivity import bypass_activations, logits_of
+
+    torch.manual_seed(0)
+    art, ctx = _artifact(_train(Tiny(), slice_data, steps=20), tmp_path, slice_data)
+    export.run(art, export.Config(parity_images=32), ctx)
+    quantize.run(art, quantize.Config(enabled=True, calib_images=64, max_drop=None), ctx)
+    int8 = onnx.load(str(tmp_path / "model.int8.onnx"))
+    assert "Relu" not in {n.op_type for n in int8.graph.node}  # folded by the quantizer
+    inits = {i.name for i in int8.graph.initializer}
+    acts = [n.input[0] for n in int8.graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in inits]
+    assert bypass_activations(int8, acts) == len(acts)
+    assert {n.op_type for n in int8.graph.node} >= {"Relu"}
+    x = quantize.held_out(ctx, quantize.Config(calib_images=64, sensitivity_images=200))[0]
+    fp32 = logits_of(tmp_path / "model.onnx", x)
+    # only weights are int8 now: close to fp32 (before the Relu fix, bypassing removed the Relus)
+    assert np.abs(logits_of(int8, x) - fp32).max() < 0.5
+
+
+def test_mixed_precision_rescues_an_unbalanced_block(slice_data, tmp_path):
+    """bench/unbalance.py's construction: the same fp32 function with conv1's channel ranges spread
+    64x each way (conv2's input weights compensate). Plain int8 breaks on that tensor; forward selection
+    must keep conv2 (whose float input is that tensor) in float and bring the logits back to fp32."""
+    import sys
+
+    from edgekit.quant.ptq import Quantizer
+    from edgekit.quant.sensitivity import HeldOut, logits_of, mixed_precision
+
+    sys.path.insert(0, str(SLICE.parent.parent.parent))
+    from bench.unbalance import unbalance
+
+    torch.manual_seed(0)
+    art, ctx = _artifact(_train(Tiny(), slice_data, steps=60), tmp_path, slice_data)
+    export.run(art, export.Config(parity_images=32), ctx)
+    proto, touched = unbalance(onnx.load(str(tmp_path / "model.onnx")), blocks=1, spread=64.0)
+    src = tmp_path / "unbalanced.onnx"
+    onnx.save(proto, str(src))
+    cfg = quantize.Config(enabled=True, calib_images=128, sensitivity_images=500)
+    x, y = quantize.held_out(ctx, cfg)
+    held = HeldOut(x, y, logits_of(src, x))
+    assert np.abs(held.ref_logits - logits_of(tmp_path / "model.onnx", x)).max() < 1e-3  # same fp32 function
+    with Quantizer(src, quantize.calibration_images(ctx, cfg), cfg, tmp_path) as q:
+        q.quantize(tmp_path / "plain.onnx")
+        plain = logits_of(tmp_path / "plain.onnx", x)
+        r = mixed_precision(q, tmp_path / "mixed.onnx", tmp_path / "plain.onnx", src, held, held.drop(plain), max_drop=0.0, max_float_layers=2)
+    with Quantizer(tmp_path / "model.onnx", quantize.calibration_images(ctx, cfg), cfg, tmp_path) as q:
+        q.quantize(tmp_path / "balanced.onnx")
+    assert held.mse(plain) > 10 * held.mse(logits_of(tmp_path / "balanced.onnx", x))  # the construction is what breaks int8
+    assert r["steps"][1]["added"] == touched[1]  # conv2: reads the unbalanced tensor
+    assert r["steps"][1]["logit_mse"] < held.mse(plain) / 10
+    assert r["drop_after"] <= r["drop_before"] and (tmp_path / "mixed.onnx").is_file()
