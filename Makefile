@@ -37,6 +37,7 @@ test: setup
 bench: setup data
 	$(PY) -m pip install -q -e ".[dev,bench]"
 	$(PY) bench/compare.py $(BENCH_ARGS)
+	$(PY) bench/rescue.py $(filter --quick,$(BENCH_ARGS))
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -98,7 +98,7 @@ def markdown(res: dict, meta: dict) -> str:
         lines.append(f"| {r['method']} | {r['top1']:.2%} | {drop:+.2f} | {r['macs'] / 1e6:,.2f}M | {_fmt(r['size_mb'], '.3f')} | "
                      f"{_fmt(r['latency_ms_p50'], '.3f')} | {_fmt(r['throughput_ips'], ',.0f')} | {_fmt(r['seconds'], ',.1f')} |")
     lines += ["", "Bars:"]
-    for b in bars(res):
+    for b in meta.get("bars") or bars(res):  # a result may carry its own bars (bench/rescue.py)
         mark = {True: "PASS", False: "MISS", None: "note"}[b["passed"]]
         lines.append(f"- {b['bar']}: **{mark}**: {b['detail']}")
     if meta.get("notes"):
