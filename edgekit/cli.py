@@ -57,6 +57,9 @@ def _overrides(args: argparse.Namespace) -> dict:
     import yaml
 
     out = {k: v for k, v in vars(args).items() if "." in k and v is not None}
+    # A target flag replaces the recipe's ratio (a recipe file usually sets one); --prune with a target is still an error.
+    if ("prune.target_macs" in out or "prune.target_latency_ms" in out) and "prune.ratio" not in out:
+        out["prune.ratio"] = 0.0
     for item in args.sets:
         key, sep, value = item.partition("=")
         if not sep or not key:

@@ -104,7 +104,21 @@ BAD = [
     (["run", "/nonexistent/recipe.yaml"], "does not exist"),
     (["bench", "/nonexistent.onnx"], "does not exist"),
     (["frobnicate"], "invalid choice"),
+    (["compress", "lenet", "--prune", "0.3", "--target-macs", "0.5"], "prune.ratio and prune.target_macs are both set"),
+    (["compress", "lenet", "--target-macs", "0.5", "--target-latency-ms", "1"], "prune.target_macs and prune.target_latency_ms are both set"),
+    (["compress", "lenet", "--target-macs", "0"], "keeps no MACs"),
+    (["compress", "lenet", "--max-drop", "-1"], "quantize.max_drop = -1.0 is out of range"),
 ]
+
+
+def test_a_target_flag_replaces_the_recipe_ratio():
+    """recipes set prune.ratio; --target-macs on `edgekit run` drives the run instead of conflicting."""
+    from edgekit.cli import _overrides, build_parser
+    from edgekit.recipe import load_recipe
+
+    args = build_parser().parse_args(["run", "recipes/mobilenet_v3_fashion_mnist.yaml", "--target-macs", "0.5"])
+    recipe = load_recipe(Path(__file__).parent.parent / args.recipe, _overrides(args))
+    assert recipe.prune.ratio == 0.0 and recipe.prune.target_macs == 0.5
 
 
 @pytest.mark.parametrize("argv,message", BAD, ids=[" ".join(a) for a, _ in BAD])

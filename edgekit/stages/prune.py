@@ -60,6 +60,9 @@ class Config:
     latency_probe_s: float = ranged(1.0, 0.05, 60.0)
     latency_probes: int = ranged(6, 1, 50)
 
+    def __post_init__(self):
+        drivers(self)  # conflicting targets fail when the recipe is read, before a run folder exists
+
 
 def drivers(cfg: Config) -> list[str]:
     """The settings that drive the run; more than one is an error."""
