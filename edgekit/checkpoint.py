@@ -3,6 +3,7 @@ loads into the unpruned architecture: modules are resized to the shapes the chec
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -22,18 +23,21 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise EdgekitError(f"checkpoint {path} does not exist: check the --weights path")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 5": the error below says it all
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # torch wraps every unpickling failure in UnpicklingError; "global" means a pickled object
         # (code to run) was refused, anything else means the bytes are not a checkpoint at all.
         text = str(exc).split("WeightsUnpickler error:")[-1]
-        detail = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("Weights only load failed")]
+        detail = next((ln for ln in lines if "global" in ln.lower()), lines[0] if lines else "")
         if "global" in detail.lower():
             raise EdgekitError(f"{path} needs code execution to load and was refused by weights_only ({detail[:120]}): save a plain state_dict with torch.save(model.state_dict(), path)") from None
-        raise EdgekitError(f"{path} is not a readable PyTorch checkpoint ({detail[:120] or 'bad pickle data'}): give a file written by torch.save(model.state_dict(), path)") from None
+        raise EdgekitError(f"{path} is not a readable PyTorch checkpoint ({_why_unreadable(path, detail[:120] or 'bad pickle data')}): give a file written by torch.save(model.state_dict(), path)") from None
     except Exception as exc:  # torch raises many types (KeyError, EOFError, RuntimeError...) for non-checkpoints
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise EdgekitError(f"{path} is not a readable PyTorch checkpoint ({reason}): give a file written by torch.save(model.state_dict(), path)") from None
+        first = str(exc).strip().splitlines()[0].split(". ")[0][:120] if str(exc).strip() else type(exc).__name__
+        raise EdgekitError(f"{path} is not a readable PyTorch checkpoint ({_why_unreadable(path, first)}): give a file written by torch.save(model.state_dict(), path)") from None
     if isinstance(obj, dict):
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(obj.get(key), dict):
@@ -42,6 +46,17 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise EdgekitError(f"{path} holds no state_dict (a mapping of parameter names to tensors): save it with torch.save(model.state_dict(), path)")
     return obj
+
+
+def _why_unreadable(path: Path, torch_says: str) -> str:
+    """torch's error for a file that is not a checkpoint (e.g. `KeyError: 101`) says little: name what the bytes are."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:2] == b"PK":
+        return f"damaged or truncated archive: {torch_says}"
+    if head[:1] == b"\x80":  # pickle protocol 2+
+        return f"bad pickle data: {torch_says}"
+    return f"neither a torch.save archive nor a pickle; it starts with {head!r}"
 
 
 def _resize_to(model: nn.Module, state: dict[str, torch.Tensor], keep: set[str]) -> None:

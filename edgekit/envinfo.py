@@ -1,54 +1,134 @@
-"""Versions and hardware that a latency figure depends on."""
+"""Versions and hardware that a latency figure depends on: report.json's `env` and `edgekit doctor`.
+Nothing here fails: whatever cannot be read becomes 'unavailable (reason)'."""
 from __future__ import annotations
 
 import os
 import platform
+import re
 from importlib import metadata
+from pathlib import Path
+
+# ARM /proc/cpuinfo has no "model name", only implementer and part numbers; these are the Jetson cores
+# (A57: Nano/TX1/TX2, Carmel: Xavier, A78AE: Orin) and common ARM servers.
+_ARM_CORES = {
+    ("0x41", "0xd07"): "ARM Cortex-A57", ("0x41", "0xd08"): "ARM Cortex-A72", ("0x4e", "0x004"): "NVIDIA Carmel",
+    ("0x41", "0xd42"): "ARM Cortex-A78AE", ("0x41", "0xd0c"): "ARM Neoverse-N1", ("0x41", "0xd4f"): "ARM Neoverse-V2",
+}
 
 
-def _version(dist: str) -> str:
+def _version(*dists: str) -> str:
+    """Version of the first installed distribution (e.g. onnxruntime or onnxruntime-gpu)."""
+    for dist in dists:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return "unavailable (not installed)"
+
+
+def _read(root: str | Path, path: str) -> str:
     try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "unavailable (not installed)"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+        return (Path(root) / path.lstrip("/")).read_text(errors="replace")
     except OSError:
-        pass
+        return ""
+
+
+def cpu_model(root: str | Path = "/") -> str:
+    fields: dict[str, str] = {}
+    for line in _read(root, "/proc/cpuinfo").splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    if fields.get("model name"):
+        return fields["model name"]
+    arm = (fields.get("CPU implementer", "").lower(), fields.get("CPU part", "").lower())
+    if all(arm):
+        return _ARM_CORES.get(arm, f"ARM CPU (implementer {arm[0]}, part {arm[1]})")
     return platform.processor() or platform.machine()
 
 
-def tensorrt_status() -> str:
+def os_name(root: str | Path = "/") -> str:
+    m = re.search(r'^PRETTY_NAME="?([^"\n]*)"?', _read(root, "/etc/os-release"), re.MULTILINE)
+    return m[1] if m else platform.system()
+
+
+def nvidia_driver(root: str | Path = "/") -> str | None:
+    """Kernel driver version from /proc/driver/nvidia/version: cheaper than NVML and needs no package."""
+    m = re.search(r"Kernel Module.*?\s(\d+\.\d+(?:\.\d+)?)\s", _read(root, "/proc/driver/nvidia/version"))
+    return m[1] if m else None
+
+
+def _cudnn(version: int | None) -> str | None:
+    if not version:
+        return None
+    # cuDNN 9 encodes major*10000 + minor*100 + patch; cuDNN 8 encodes major*1000 + minor*100 + patch.
+    major, rest = divmod(version, 10000 if version >= 90000 else 1000)
+    return f"{major}.{rest // 100}.{rest % 100}"
+
+
+def cuda(root: str | Path = "/") -> dict:
+    """CUDA, cuDNN and GPUs as torch sees them. The CUDA driver is touched only once torch reports a
+    device, so a machine without one answers 'unavailable (reason)' instead of failing."""
+    import torch
+
+    if not torch.cuda.is_available():
+        if torch.version.cuda:
+            reason = f"no CUDA device; torch built for CUDA {torch.version.cuda}: check the driver and CUDA_VISIBLE_DEVICES"
+        elif getattr(torch.version, "hip", None):
+            reason = f"no GPU device; torch built for ROCm {torch.version.hip}"
+        else:
+            reason = "CPU build of torch"
+        gone = f"unavailable ({reason})"
+        return {"cuda": gone, "cudnn": gone, "gpu": gone, "gpus": []}
     try:
-        import tensorrt  # noqa: F401  (optional, GPU only)
-    except Exception as exc:  # any import failure means unavailable
-        return f"unavailable ({exc.__class__.__name__}: {str(exc).splitlines()[0][:80] if str(exc) else 'not installed'})"
-    return _version("tensorrt")
+        driver = nvidia_driver(root)
+        gpus = []
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            gpus.append({"name": p.name, "compute_capability": f"{p.major}.{p.minor}",
+                         "memory_gib": round(p.total_memory / 2**30, 1), "driver": driver})
+        cudnn = _cudnn(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else None
+    except Exception as exc:  # a broken driver or library: say so, do not fail the report
+        gone = f"unavailable ({exc.__class__.__name__}: {str(exc).strip().splitlines()[0][:120] if str(exc).strip() else 'CUDA error'})"
+        return {"cuda": torch.version.cuda or gone, "cudnn": gone, "gpu": gone, "gpus": []}
+    return {
+        "cuda": torch.version.cuda or f"unavailable (ROCm build of torch, HIP {torch.version.hip})",
+        "cudnn": cudnn or "unavailable (torch has no cuDNN)",
+        "gpu": "; ".join(f"{g['name']} (compute {g['compute_capability']}, {g['memory_gib']} GiB)" for g in gpus),
+        "gpus": gpus,
+    }
 
 
-def collect(threads: int | None = None) -> dict:
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity), which is what thread counts should follow."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def collect(threads: int | None = None, root: str | Path = "/") -> dict:
     import torch
 
     from edgekit import __version__
+    from edgekit import jetson
+    from edgekit.backends import tensorrt
 
+    gpu = cuda(root)
     return {
         "edgekit": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "cuda": torch.version.cuda if torch.cuda.is_available() else "unavailable (no CUDA device or CPU build of torch)",
+        "cuda": gpu["cuda"],
+        "cudnn": gpu["cudnn"],
         "onnx": _version("onnx"),
-        "onnxruntime": _version("onnxruntime"),
+        "onnxruntime": _version("onnxruntime", "onnxruntime-gpu"),
         "torch_pruning": _version("torch-pruning"),
-        "onnxsim": _version("onnxsim"),
-        "tensorrt": tensorrt_status(),
-        "cpu": cpu_model(),
-        "cpu_cores": len(os.sched_getaffinity(0)),
+        "onnxsim": _version("onnxsim", "onnx-simplifier"),
+        "tensorrt": tensorrt.status_line(),
+        "gpu": gpu["gpu"],
+        "gpus": gpu["gpus"],
+        "cpu": cpu_model(root),
+        "cpu_cores": usable_cores(),
         "threads": threads,
         "platform": platform.platform(),
+        # On a Jetson: module, L4T, power mode and clock lock state, which a latency figure depends on.
+        "jetson": jetson.probe(root) if jetson.is_jetson(root) else "no",
     }

@@ -1,6 +1,7 @@
 """Atomic writes (temporary file in the same folder, fsync, rename) and hashing."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -9,10 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from edgekit.errors import EdgekitError
+
 
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success rename it over `target`, on error delete it."""
+    """Yield a temporary path beside `target`; on success rename it over `target`, on error delete it.
+    A full disk (ENOSPC, EDQUOT) becomes a one-line EdgekitError; nothing half-written is left."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -23,6 +27,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, target)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # the partial temporary file goes in `finally`
+            raise EdgekitError(f"no space left on the device while writing {target.name} in {target.parent} ({exc.strerror or 'disk full'}): free disk space or write the run elsewhere with --output") from None
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 

@@ -6,6 +6,7 @@ import secrets
 import time
 from pathlib import Path
 
+from edgekit import manifest
 from edgekit.artifact import Artifact, StageRecord
 from edgekit.config import as_dict
 from edgekit.data import load_data
@@ -17,8 +18,18 @@ from edgekit.stages.context import Context
 from edgekit.zoo import resolve_name
 
 
+def run_prefix(recipe: Recipe) -> str:
+    """The run folder's name prefix: run.name or the model. A name from user input must stay a plain
+    folder name inside --output (no path separators, no leading dot, no `..`)."""
+    prefix = recipe.run.name or resolve_name(recipe.model.name).replace(":", "-")
+    if any(c in prefix for c in "/\\\0") or prefix.startswith(".") or len(prefix) > 200:
+        raise EdgekitError(f"run.name {prefix!r} must be a plain folder name: remove slashes and leading dots (and keep it under 200 characters)")
+    return prefix
+
+
 def make_run_dir(recipe: Recipe) -> Path:
     """A new folder, never an existing one: timestamp plus a random suffix, created exclusively."""
+    prefix = run_prefix(recipe)  # before anything is created
     root = Path(recipe.run.output)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -26,9 +37,6 @@ def make_run_dir(recipe: Recipe) -> Path:
             raise PermissionError(root)
     except OSError as exc:
         raise EdgekitError(f"output folder {root} is not writable ({exc.__class__.__name__}): choose another with --output") from None
-    prefix = recipe.run.name or resolve_name(recipe.model.name).replace(":", "-")
-    if "/" in prefix or prefix.startswith("."):
-        raise EdgekitError(f"run.name {prefix!r} must be a plain folder name: remove slashes and leading dots")
     for _ in range(100):
         path = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{prefix}-{secrets.token_hex(2)}"
         try:
@@ -36,42 +44,138 @@ def make_run_dir(recipe: Recipe) -> Path:
             return path
         except FileExistsError:
             continue
+        except OSError as exc:  # e.g. a full disk: one line, not a traceback
+            raise EdgekitError(f"could not create the run folder {path} ({exc.strerror or type(exc).__name__}): free disk space or choose another --output") from None
     raise EdgekitError(f"could not create a unique run folder in {root}: clean up old runs")
 
 
+# Stage order rules, all in one place: (broken, message). Each message names the problem and the fix.
+ORDER_RULES = [
+    (lambda r: r.quantize.qat == "on" and not r.quantize.enabled,
+     "quantize.qat is on but quantize.enabled is false, so nothing would be quantized: add --int8 (quantize.enabled: true) or drop --qat on"),
+    (lambda r: r.quantize.enabled and r.quantize.qat == "on" and r.quantize.max_drop is None,
+     "quantize.qat is on but quantize.max_drop is null, and QAT runs only inside the int8 accuracy check: set --max-drop (e.g. 1.0) or drop --qat on"),
+    (lambda r: r.distill.teacher is not None and not (r.prune.ratio or r.prune.target_macs or r.prune.target_latency_ms),
+     "distill.teacher is set but nothing is pruned, so the distill stage never runs: set --prune RATIO (or a --target-*) or remove distill.teacher"),
+]
+
+
+def check_order(recipe: Recipe) -> None:
+    """Stage combinations that cannot do what the recipe asks (the export stage always runs, so int8
+    always has its ONNX source)."""
+    for broken, message in ORDER_RULES:
+        if broken(recipe):
+            raise EdgekitError(message)
+
+
 def check_inputs(recipe: Recipe) -> None:
-    """Fail before any folder is made: unknown model, missing weights."""
+    """Fail before any folder is made: unknown model, bad run name, stage order, missing or unreadable
+    weights (a readable, safe state_dict; whether it fits the model is known once the data is loaded)."""
+    from edgekit.checkpoint import read_state_dict
+    from edgekit.stages import distill
+
     resolve_name(recipe.model.name)
-    if recipe.model.weights and not Path(recipe.model.weights).is_file():
-        raise EdgekitError(f"checkpoint {recipe.model.weights} does not exist: check the --weights path")
+    run_prefix(recipe)
+    check_order(recipe)
+    if recipe.model.weights:
+        read_state_dict(recipe.model.weights)
+    distill.check_inputs(recipe.distill)
 
 
 def run(recipe: Recipe) -> Artifact:
-    from edgekit import report
-
     check_inputs(recipe)
     data = load_data(recipe.data)
     run_dir = make_run_dir(recipe)
     atomic_write_text(run_dir / "recipe.yaml", dump(recipe))
     print(f"run folder: {run_dir}", flush=True)
-    ctx = Context(recipe, data, run_dir)
-    art = Artifact(run_dir)
+    return _execute(recipe, Context(recipe, data, run_dir), Artifact(run_dir), done=set())
+
+
+def resume(run_dir: str | Path) -> Artifact:
+    """Continue a run after its last finished stage (Ctrl-C, a killed process, a power cut): the recipe
+    and the finished stages come from the run folder, every file they made is checked against the
+    manifest's hash, and torch models are rebuilt from their checkpoints. A stage that was cut off
+    starts again, from its last epoch checkpoint where it has one (train, distill)."""
+    from edgekit.checkpoint import load_weights
+    from edgekit.fileio import sha256
+    from edgekit.recipe import load_recipe
+    from edgekit.stages import load as load_stage
+
+    run_dir = Path(run_dir)
+    saved = manifest.read(run_dir)
+    recipe_file = run_dir / "recipe.yaml"
+    if not recipe_file.is_file() or sha256(recipe_file) != saved["recipe_sha256"]:
+        raise EdgekitError(f"{recipe_file} is missing or changed since the run started: a resumed run must use its own recipe; start a new run with `edgekit run {recipe_file}`")
+    recipe = load_recipe(recipe_file)
+    check_inputs(recipe)
+    history = manifest.records(saved)
+    done = {r.name for r in history}
+    if all(stage.NAME in done for stage in ORDER):
+        raise EdgekitError(f"{run_dir} finished every stage: nothing to resume; start a new run with `edgekit run {recipe_file}`")
+    entries = manifest.verified_entries(run_dir, saved)
+    ctx = Context(recipe, load_data(recipe.data), run_dir)
+    art = Artifact(run_dir, history=history, info=saved["info"])
+    for e in entries:
+        module = None
+        if e["format"] == "torch":
+            module = load_stage.build_model(recipe.model, ctx)
+            load_weights(module, e["path"], resolve_name(recipe.model.name), ctx.data.input_size)
+            module.eval()
+        art.add(manifest.entry(e, module))
+    last = history[-1].name if history else "nothing"
+    art.info.setdefault("resumed", []).append({"after": last, "at": time.strftime("%Y-%m-%d %H:%M:%S"), "files_verified": len(entries)})
+    print(f"resuming {run_dir} after {last}: {len(entries)} files verified against the manifest", flush=True)
+    return _execute(recipe, ctx, art, done)
+
+
+def _execute(recipe: Recipe, ctx: Context, art: Artifact, done: set[str]) -> Artifact:
+    """Run the stages not in `done`; after each, record it in the manifest (so a resume starts after
+    it) and judge the accuracy gates."""
+    from edgekit import gates, report
+    from edgekit.fileio import sha256
+
+    recipe_sha = sha256(art.run_dir / "recipe.yaml")
+    art.info["gate_config"] = as_dict(recipe.gate)
+    gate_failed = None
     for stage in ORDER:
+        if stage.NAME in done:
+            continue
         cfg = getattr(recipe, stage.SECTION)
         reason = stage.skip(art, cfg, ctx)
+        if gate_failed and not recipe.gate.keep_going:
+            reason = f"an earlier stage failed its accuracy gate ({gate_failed}); --keep-going runs later stages anyway"
         if reason:
             art.history.append(StageRecord(stage.NAME, 0.0, as_dict(cfg), {"skipped": reason}))
+            manifest.write(art, recipe_sha)
             continue
         print(f"== {stage.NAME}", flush=True)
         start = time.perf_counter()
+        before = list(art.entries)
         try:
             metrics = stage.run(art, cfg, ctx)
+            verdict = gates.check(stage.NAME, art, before, recipe.gate, ctx)
         except (EdgekitError, KeyboardInterrupt) as exc:
             # Keep what finished: the run folder gets a report that names the failed stage.
             seconds = round(time.perf_counter() - start, 2)
             art.history.append(StageRecord(stage.NAME, seconds, as_dict(cfg), {"failed": str(exc) or type(exc).__name__}))
             report.write(art, status=f"failed in {stage.NAME}", error=str(exc) or type(exc).__name__)
+            if isinstance(exc, KeyboardInterrupt):
+                print(f"\ninterrupted in {stage.NAME}: continue with `edgekit run --resume {art.run_dir}`", flush=True)
             raise
+        if verdict:
+            metrics["gate"] = verdict
+            if verdict["failed"]:
+                metrics["failed"] = f"accuracy gate: {verdict['failed']}"
+                gate_failed = gate_failed or f"{stage.NAME}: {verdict['failed']}"
+                print(f"gate: {stage.NAME} failed: {verdict['failed']}", flush=True)
         art.history.append(StageRecord(stage.NAME, round(time.perf_counter() - start, 2), as_dict(cfg), metrics))
+        manifest.write(art, recipe_sha)
+    art.info["ship"] = gates.ship(art)
+    if gate_failed:
+        report.write(art, status="failed accuracy gate", error=gate_failed)
+        ship = art.info["ship"]
+        raise gates.GateFailed(f"accuracy gate failed in {gate_failed}: "
+                               + (f"ship {ship['artifact']} (it passed); see {art.run_dir / 'report.md'}" if ship else f"no artifact passed; see {art.run_dir / 'report.md'}")
+                               + " or relax --max-drop")
     report.write(art)
     return art

@@ -11,10 +11,12 @@ from typing import Any
 
 import yaml
 
-from edgekit.config import as_dict, build
+from edgekit.config import as_dict
+from edgekit.config import build as build_config  # `build` is also the build stage's module
 from edgekit.data import DataConfig
 from edgekit.errors import EdgekitError
-from edgekit.stages import distill, export, load, prune, quantize, train, validate
+from edgekit.gates import GateConfig
+from edgekit.stages import build, distill, export, load, prune, quantize, train, validate
 
 
 @dataclass
@@ -34,7 +36,9 @@ class Recipe:
     distill: distill.Config = field(default_factory=distill.Config)
     export: export.Config = field(default_factory=export.Config)
     quantize: quantize.Config = field(default_factory=quantize.Config)
+    build: build.Config = field(default_factory=build.Config)
     validate: validate.Config = field(default_factory=validate.Config)
+    gate: GateConfig = field(default_factory=GateConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
 
@@ -54,7 +58,7 @@ def from_dict(tree: dict | None, where: str, overrides: dict[str, Any] | None = 
         raise EdgekitError(f"{where}: a recipe must be a mapping of sections (model, data, train, ...), got {type(tree).__name__}")
     for dotted, value in (overrides or {}).items():
         set_dotted(tree, dotted, value)
-    return build(Recipe, tree, where)
+    return build_config(Recipe, tree, where)
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -63,6 +67,10 @@ def read_yaml(path: str | Path) -> dict:
         raise EdgekitError(f"recipe {path} does not exist: give a path to a .yaml recipe, e.g. recipes/mobilenet_v3_fashion_mnist.yaml")
     try:
         tree = yaml.safe_load(path.read_text())
+    except yaml.constructor.ConstructorError as exc:  # e.g. !!python/object/apply: the safe loader builds plain data only
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise EdgekitError(f"{path}: YAML tag refused{where} ({exc.problem}): a recipe holds plain values only; remove the tag") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
@@ -72,8 +80,26 @@ def read_yaml(path: str | Path) -> dict:
     return tree if tree is not None else {}
 
 
-def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
-    return from_dict(read_yaml(path), str(path), overrides)
+def _has(tree: Any, dotted: str) -> bool:
+    for key in dotted.split("."):
+        if not isinstance(tree, dict) or tree.get(key) in (None, ""):
+            return False
+        tree = tree[key]
+    return True
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None, required: tuple[str, ...] = ()) -> Recipe:
+    """`required`: dotted keys the file (or an override) must set, e.g. RUN_REQUIRED for `edgekit run`."""
+    tree = read_yaml(path)
+    recipe = from_dict(tree, str(path), overrides)  # shape and values first: their errors are more precise
+    for key in required:
+        if not _has(tree, key) and (overrides or {}).get(key) in (None, ""):
+            section, _, leaf = key.partition(".")
+            raise EdgekitError(f"{path}: required key {key} is missing: add a `{section}:` section with `{leaf}: NAME` to the recipe, or pass --set {key}=NAME")
+    return recipe
+
+
+RUN_REQUIRED = ("model.name",)  # a recipe run on its own must say which model; compress names it on the command line
 
 
 def dump(recipe: Recipe) -> str:

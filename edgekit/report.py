@@ -11,6 +11,9 @@ COLUMNS = ["artifact", "format", "precision", "backend", "params", "MACs", "size
 
 
 def build(art: Artifact, status: str = "ok", error: str | None = None) -> dict:
+    from edgekit import jetson
+
+    env = envinfo.collect(art.info.get("threads"))
     return {
         "status": status,
         "error": error,
@@ -19,8 +22,12 @@ def build(art: Artifact, status: str = "ok", error: str | None = None) -> dict:
         "data": art.info.get("data"),
         "stages": [dataclasses.asdict(r) for r in art.history],
         "results": art.info.get("results", []),
-        "env": envinfo.collect(art.info.get("threads")),
-        "notes": notes(art.info.get("results", [])),
+        "gates": art.info.get("gate_results", {}),
+        "gate_config": art.info.get("gate_config"),
+        "ship": art.info.get("ship"),
+        "resumed": art.info.get("resumed", []),
+        "env": env,
+        "notes": notes(art.info.get("results", [])) + jetson.warnings(env["jetson"] if isinstance(env["jetson"], dict) else None),
     }
 
 
@@ -44,6 +51,36 @@ def notes(rows: list[dict]) -> list[str]:
             out.append(f"{r['artifact']} is not faster than its fp32 source {src['artifact']} at " + " or ".join(slower)
                        + f"; it is {src['size_mb'] / r['size_mb']:.1f}x smaller. Ship {src['artifact']} where speed matters more than size")
     return out
+
+
+def gate_lines(report: dict) -> list[str]:
+    """The accuracy gates' verdicts (top-1 on the validation split after each stage) and what to ship."""
+    gates = report.get("gates") or {}
+    if not gates:
+        return []
+    out = ["## Accuracy gates", "", "| artifact | top-1 | drop vs baseline | drop vs its input | passed |", "|---|---:|---:|---:|---|"]
+    for name, g in gates.items():
+        vs_input = f"{g['drop_vs_input']:+.2f} ({g['input']})" if "drop_vs_input" in g else "-"
+        vs_base = f"{g['drop_vs_baseline']:+.2f}" if "drop_vs_baseline" in g else "-"
+        out.append(f"| {name} | {g['top1'] * 100:.2f}% | {vs_base} | {vs_input} | {'yes' if g['passed'] else '**no**'} |")
+    ship = report.get("ship")
+    out += ["", f"**Ship: {ship['artifact']}**, {ship['rule']}." if ship else "**Ship: nothing**: no artifact passed its gates.", ""]
+    return out
+
+
+def gpu_timing_lines(rows: list[dict]) -> list[str]:
+    """trtexec-style figures of the GPU rows: end to end (with copies) versus GPU compute alone."""
+    timed = [(r["artifact"], t) for r in rows for t in r.get("gpu_timing", [])]
+    if not timed:
+        return []
+    out = ["## GPU timing", "", "End to end = pinned host copy in + inference + copy out, synchronized; compute = CUDA events around the inference.", "",
+           "| artifact | batch | CUDA graph | end-to-end p50 / p90 / p99 ms | compute p50 / p90 / p99 ms | H2D ms | D2H ms | img/s | compute img/s |",
+           "|---|---:|---|---|---|---:|---:|---:|---:|"]
+    for name, t in timed:
+        e, c = t["end_to_end_ms"], t["gpu_compute_ms"]
+        out.append(f"| {name} | {t['batch']} | {'yes' if t['cuda_graph'] else 'no'} | {e['p50']:.3f} / {e['p90']:.3f} / {e['p99']:.3f} | "
+                   f"{c['p50']:.3f} / {c['p90']:.3f} / {c['p99']:.3f} | {t['h2d_ms']:.3f} | {t['d2h_ms']:.3f} | {t['throughput_ips']:,.0f} | {t['compute_throughput_ips']:,.0f} |")
+    return out + [""]
 
 
 def _fmt_count(n: int) -> str:
@@ -75,6 +112,8 @@ def markdown(report: dict) -> str:
         lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
         lines.append("")
     lines += [f"- {n}" for n in report["notes"]] + ([""] if report["notes"] else [])
+    lines += gate_lines(report)
+    lines += gpu_timing_lines(report["results"])
     lines += ["## Stages", "", "| stage | seconds | what it did |", "|---|---|---|"]
     for s in report["stages"]:
         detail = ", ".join(f"{k}={v}" for k, v in s["metrics"].items() if not isinstance(v, dict))
@@ -94,6 +133,9 @@ def write(art: Artifact, status: str = "ok", error: str | None = None) -> dict:
     report = build(art, status, error)
     atomic_write_json(art.run_dir / "report.json", report)
     atomic_write_text(art.run_dir / "report.md", markdown(report))
+    from edgekit import report_html  # here, not at the top: report_html imports this module's table
+
+    atomic_write_text(art.run_dir / "report.html", report_html.render(report))
     if report["results"]:
         print("\n" + console_table(report), flush=True)
         for n in report["notes"]:

@@ -1,4 +1,4 @@
-"""The stand-alone commands `edgekit bench` and `edgekit eval` on any ONNX file."""
+"""The stand-alone commands `edgekit bench`, `edgekit build` and `edgekit eval` on any ONNX file."""
 from __future__ import annotations
 
 import json
@@ -24,8 +24,8 @@ def _static_shape(runner: OrtRunner) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def bench_onnx(path: Path, threads: int = 0, batch: int = 32, seconds: float = 2.0) -> dict:
-    runner = OrtRunner(path, _threads(threads))
+def bench_onnx(path: Path, threads: int = 0, batch: int = 32, seconds: float = 2.0, provider: str = "cpu") -> dict:
+    runner = OrtRunner(path, _threads(threads), provider)
     shape = _static_shape(runner)
     fixed_batch = runner.input_shape[0]
     if isinstance(fixed_batch, int) and fixed_batch not in (1, batch):
@@ -34,12 +34,58 @@ def bench_onnx(path: Path, threads: int = 0, batch: int = 32, seconds: float = 2
     latency = measure_latency(runner, inputs, min_s=seconds) if not isinstance(fixed_batch, int) or fixed_batch == 1 else None
     return {
         "file": str(path),
+        "backend": runner.backend,
         "threads": runner.threads,
         "latency_ms": {k: v for k, v in (latency or {}).items() if k != "runs"},
         "runs": (latency or {}).get("runs", 0),
         "batch": batch,
         "throughput_ips": measure_throughput(runner, inputs, batch, min_s=seconds),
     }
+
+
+def build_tensorrt(onnx_path: Path, options, engine_path: Path | None = None, rebuild: bool = True) -> tuple[Path, dict]:
+    """Build (or, with rebuild=False, reuse when its stamp matches this runtime and the ONNX file) the
+    engine of `onnx_path`; returns the engine path and its stamp."""
+    from edgekit.backends.tensorrt.builder import build_engine
+    from edgekit.backends.tensorrt.options import engine_path_for
+    from edgekit.backends.tensorrt.stamp import check_engine, read_stamp, runtime_identity
+
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise EdgekitError(f"ONNX file {onnx_path} does not exist: check the path")
+    identity = runtime_identity()
+    engine = Path(engine_path) if engine_path else engine_path_for(onnx_path)
+    if not rebuild and engine.is_file():
+        try:
+            stamp = check_engine(engine, identity, onnx_path)
+            if stamp.get("options") == options.stamped():
+                print(f"reusing {engine} (its stamp matches this runtime, the ONNX file and the options)", flush=True)
+                return engine, stamp
+        except EdgekitError as exc:
+            print(f"rebuilding {engine.name}: {exc}", flush=True)
+    print(f"building {engine} from {onnx_path.name} with TensorRT {identity['tensorrt']} on {identity['gpu']}", flush=True)
+    build_engine(onnx_path, engine, options, identity)
+    return engine, read_stamp(engine)
+
+
+def bench_tensorrt(path: Path, options, batches: list[int], seconds: float = 3.0, cuda_graph: bool = False) -> dict:
+    """trtexec-style figures of an engine (or of the engine built from an ONNX file, reused when its
+    stamp still matches) at several batch sizes."""
+    from edgekit.backends.tensorrt.runner import TrtRunner
+
+    path = Path(path)
+    if path.suffix == ".onnx":
+        engine, _ = build_tensorrt(path, options, rebuild=False)
+        onnx_path = path
+    else:
+        engine, onnx_path = path, None
+    runner = TrtRunner(engine, onnx_path)
+    too_big = [b for b in batches if not runner.min_batch <= b <= runner.max_batch]
+    if too_big:
+        raise EdgekitError(f"batch sizes {too_big} are outside the engine's profile [{runner.min_batch}, {runner.max_batch}]: "
+                           "rebuild with --min-batch/--max-batch covering them")
+    return {"file": str(path), "engine": str(engine), "backend": "tensorrt", "stamp": runner.stamp,
+            "results": [runner.profile(b, min_s=seconds, cuda_graph=cuda_graph) for b in batches]}
 
 
 def eval_onnx(path: Path, data_name: str, threads: int = 0) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Literal
 
 import torch
@@ -61,10 +62,16 @@ def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
     return peak * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def fit(model: nn.Module, data: Dataset, cfg: OptimConfig, loss_fn: LossFn, label: str, extra: nn.Module | None = None) -> dict:
+def fit(model: nn.Module, data: Dataset, cfg: OptimConfig, loss_fn: LossFn, label: str, extra: nn.Module | None = None,
+        resume_file: Path | None = None) -> dict:
     """Train `model` in place (and `extra`, whose parameters join the optimizer); returns the mean loss
     of the last epoch, the images/s rate, the device and the precision. Both modules end on the device
-    they started on (the CPU for every stage), whatever device trained them."""
+    they started on (the CPU for every stage), whatever device trained them.
+
+    With `resume_file`, the whole training state (weights, optimizer, loss scaler, both random
+    generators, step) is saved there atomically after every epoch, and a run that finds the file
+    continues after its last epoch: the batches that follow are the ones an uninterrupted run would
+    have seen. The file is removed when training finishes."""
     device = resolve_device(cfg.device)
     dtype = amp_dtype(cfg.amp, device.type)
     if device.type == "cpu" and cfg.amp in ("bf16", "fp16"):
@@ -74,7 +81,7 @@ def fit(model: nn.Module, data: Dataset, cfg: OptimConfig, loss_fn: LossFn, labe
     if extra is not None:
         extra.to(device)
     try:
-        stats = _loop(model, data, cfg, loss_fn, label, extra, device, dtype)
+        stats = _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file)
     finally:
         model.to(home)
         if extra is not None:
@@ -82,7 +89,33 @@ def fit(model: nn.Module, data: Dataset, cfg: OptimConfig, loss_fn: LossFn, labe
     return {**stats, "device": device.type, "precision": precision_name(dtype)}
 
 
-def _loop(model, data, cfg, loss_fn, label, extra, device, dtype) -> dict[str, float]:
+def _save_state(path: Path, epoch: int, step: int, model, extra, opt, scaler, gen, fingerprint: dict, last_loss: float) -> None:
+    from edgekit.fileio import atomic_path
+
+    state = {"fingerprint": fingerprint, "epoch": epoch, "step": step, "last_loss": last_loss,
+             "model": model.state_dict(), "extra": extra.state_dict() if extra is not None else {},
+             "optimizer": opt.state_dict(), "scaler": scaler.state_dict() if scaler is not None else {},
+             "generator": gen.get_state(), "torch_rng": torch.get_rng_state()}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_state(path: Path, device, fingerprint: dict, label: str):
+    """The saved training state, or None when there is none or it belongs to other training settings."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # a damaged file: train from the start rather than fail the resume
+        print(f"{label}: ignoring the unreadable epoch checkpoint {path.name} ({type(exc).__name__}); training from epoch 1", flush=True)
+        return None
+    if state.get("fingerprint") != fingerprint:
+        print(f"{label}: ignoring {path.name}: it was saved with other training settings; training from epoch 1", flush=True)
+        return None
+    return state
+
+
+def _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file=None) -> dict[str, float]:
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     n = len(data.train)
@@ -94,8 +127,21 @@ def _loop(model, data, cfg, loss_fn, label, extra, device, dtype) -> dict[str, f
     model.train()
     if extra is not None:
         extra.train()
-    step, last_loss, rate = 0, float("nan"), 0.0
-    for epoch in range(cfg.epochs):
+    step, last_loss, rate, first = 0, float("nan"), 0.0, 0
+    fingerprint = {"images": n, "config": {k: v for k, v in vars(cfg).items() if k not in ("device", "amp")}, "precision": precision_name(dtype)}
+    saved = _load_state(resume_file, device, fingerprint, label)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        if extra is not None:
+            extra.load_state_dict(saved["extra"])
+        opt.load_state_dict(saved["optimizer"])
+        if scaler is not None and saved["scaler"]:
+            scaler.load_state_dict(saved["scaler"])
+        gen.set_state(saved["generator"].cpu())
+        torch.set_rng_state(saved["torch_rng"].cpu())
+        first, step, last_loss = saved["epoch"] + 1, saved["step"], saved["last_loss"]
+        print(f"{label}: resuming after epoch {first}/{cfg.epochs} from {resume_file.name}", flush=True)
+    for epoch in range(first, cfg.epochs):
         order = torch.randperm(n, generator=gen)
         bar = Progress(f"{label} epoch {epoch + 1}/{cfg.epochs}", n)
         running, seen = 0.0, 0
@@ -123,6 +169,10 @@ def _loop(model, data, cfg, loss_fn, label, extra, device, dtype) -> dict[str, f
             bar.update(len(idx), loss=running / seen)
         last_loss = running / max(seen, 1)
         rate = bar.done / max(1e-9, time.perf_counter() - bar.start)
+        if resume_file is not None and epoch + 1 < cfg.epochs:
+            _save_state(resume_file, epoch, step, model, extra, opt, scaler, gen, fingerprint, last_loss)
+    if resume_file is not None:
+        resume_file.unlink(missing_ok=True)
     model.eval()
     if extra is not None:
         extra.eval()

@@ -34,7 +34,7 @@ def test_compress_leaves_a_complete_run_folder(lenet_run):
     for name in ("recipe.yaml", "report.json", "report.md", "baseline.pt", "pruned.pt", "distilled.pt", "baseline.onnx", "model.onnx", "model.int8.onnx"):
         assert (run / name).is_file(), name
     report = json.loads((run / "report.json").read_text())
-    assert [s["name"] for s in report["stages"]] == ["load", "train", "prune", "distill", "export", "quantize", "validate"]
+    assert [s["name"] for s in report["stages"]] == ["load", "train", "prune", "distill", "export", "quantize", "build", "validate"]
     assert all({"name", "seconds", "metrics"} <= set(s) for s in report["stages"])
     rows = {r["artifact"]: r for r in report["results"]}
     assert list(rows) == ["baseline", "pruned", "distilled", "baseline.onnx", "model.onnx", "model.int8.onnx"]

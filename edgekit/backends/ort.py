@@ -1,4 +1,5 @@
-"""ONNX Runtime on the CPU execution provider."""
+"""ONNX Runtime through one runner for every execution provider: CPU, CUDA and TensorRT (the latter two
+only where the installed onnxruntime build has them, e.g. onnxruntime-gpu)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,30 +8,58 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 
+# provider choice -> (ONNX Runtime provider name, backend name in reports)
+PROVIDERS = {
+    "cpu": ("CPUExecutionProvider", "onnxruntime"),
+    "cuda": ("CUDAExecutionProvider", "onnxruntime-cuda"),
+    "tensorrt": ("TensorrtExecutionProvider", "onnxruntime-trt"),
+}
 
-def load_session(path: str | Path, threads: int):
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def provider_list(choice: str) -> list[str]:
+    """The providers to ask for, best first with CPU as the fallback for unsupported nodes; an error
+    (not a silent CPU run) when the asked-for provider is not in this onnxruntime build."""
+    if choice not in PROVIDERS:
+        raise EdgekitError(f"unknown ONNX Runtime provider {choice!r}: use one of {', '.join(PROVIDERS)}")
+    name = PROVIDERS[choice][0]
+    have = available_providers()
+    if name not in have:
+        raise EdgekitError(f"ONNX Runtime here has no {name} (it has {', '.join(have)}): install onnxruntime-gpu for cuda/tensorrt, or use the cpu provider")
+    chain = [name]
+    if choice == "tensorrt" and "CUDAExecutionProvider" in have:
+        chain.append("CUDAExecutionProvider")
+    return chain + (["CPUExecutionProvider"] if name != "CPUExecutionProvider" else [])
+
+
+def load_session(path: str | Path, threads: int, provider: str = "cpu"):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    providers = provider_list(provider)
     try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), opts, providers=providers)
     except Exception as exc:  # ORT raises its own exception types for bad files
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise EdgekitError(f"{path} is not a loadable ONNX model ({first}): give a valid .onnx file, e.g. one from an edgekit run folder") from None
 
 
 class OrtRunner:
-    backend = "onnxruntime"
-
-    def __init__(self, path: str | Path, threads: int):
+    def __init__(self, path: str | Path, threads: int, provider: str = "cpu"):
         if not Path(path).is_file():
             raise EdgekitError(f"ONNX file {path} does not exist: check the path")
         self.path = Path(path)
         self.threads = threads
-        self.session = load_session(path, threads)
+        self.session = load_session(path, threads, provider)
+        self.backend = PROVIDERS[provider][1]
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_shape = inp.shape  # e.g. ["batch", 1, 28, 28]

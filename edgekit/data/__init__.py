@@ -15,7 +15,9 @@ class DataConfig:
     """`name`: a built-in data set (fashion_mnist) or a path to an image folder.
     `root`: folder holding the built-in set's files (default: searched, see edgekit.data.fashion_mnist).
     `image_size`: square size image folders are resized to. `val_fraction`/`seed`: split of an image
-    folder without train/ and val/. `train_limit`: use only the first N training images (0 = all)."""
+    folder without train/ and val/. `train_limit`: use only the first N training images (0 = all).
+    `strict`: refuse an image folder holding unreadable images (default: skip them with a warning on
+    stderr and count them in the run's data info)."""
 
     name: str = "fashion_mnist"
     root: str | None = None
@@ -23,6 +25,7 @@ class DataConfig:
     val_fraction: float = 0.2
     seed: int = 0
     train_limit: int = 0
+    strict: bool = False
 
 
 def load_data(cfg: DataConfig) -> Dataset:
@@ -35,7 +38,7 @@ def load_data(cfg: DataConfig) -> Dataset:
     elif "/" in cfg.name or Path(cfg.name).exists():
         from edgekit.data import image_folder
 
-        data = image_folder.load(cfg.name, cfg.image_size, cfg.val_fraction, cfg.seed)
+        data = image_folder.load(cfg.name, cfg.image_size, cfg.val_fraction, cfg.seed, cfg.strict)
     else:
         raise EdgekitError(f"unknown data set {cfg.name!r} and no such folder: use one of {', '.join(BUILTIN)} or a path to an image folder")
     if cfg.train_limit:

@@ -27,6 +27,7 @@ class Dataset:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     source: str  # where the files came from, for the report
+    skipped: int = 0  # unreadable images left out (image folders)
 
     @property
     def input_size(self) -> tuple[int, int, int]:
@@ -44,6 +45,7 @@ class Dataset:
             "val_images": len(self.val),
             "classes": len(self.classes),
             "input_size": list(self.input_size),
+            "skipped_images": self.skipped,
         }
 
 

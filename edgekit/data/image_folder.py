@@ -1,7 +1,8 @@
 """An image folder: one sub-folder per class, either under `train/` and `val/` or split here (seeded).
 
 Images are decoded with Pillow, converted to RGB, resized to a square `image_size`, and held in
-memory as uint8. Unreadable images are skipped with a warning and counted.
+memory as uint8. Unreadable images are skipped with a warning and counted (Dataset.skipped, in the
+run's data info), or refused with `strict` (`--strict-data`).
 """
 from __future__ import annotations
 
@@ -30,10 +31,12 @@ def _class_folders(root: Path) -> dict[str, list[Path]]:
     return classes
 
 
-def _decode(files: list[tuple[Path, int]], image_size: int) -> tuple[Split, int]:
+def _decode(files: list[tuple[Path, int]], image_size: int, strict: bool = False) -> tuple[Split, list[str]]:
+    """The decoded split and a warning per unreadable image (printed by `load` once both splits
+    decoded, so an error never comes after a screen of warnings)."""
     from PIL import Image, UnidentifiedImageError
 
-    images, labels, skipped = [], [], 0
+    images, labels, warnings = [], [], []
     for path, label in files:
         try:
             with Image.open(path) as im:
@@ -41,14 +44,18 @@ def _decode(files: list[tuple[Path, int]], image_size: int) -> tuple[Split, int]
                 images.append(np.asarray(im, dtype=np.uint8).transpose(2, 0, 1))
                 labels.append(label)
         except (OSError, UnidentifiedImageError, ValueError) as exc:
-            skipped += 1
-            print(f"warning: skipping unreadable image {path} ({exc.__class__.__name__})", file=sys.stderr)
+            if strict:
+                raise EdgekitError(f"image {path} is unreadable ({exc.__class__.__name__}): replace or remove it, or drop --strict-data to skip unreadable images") from None
+            warnings.append(f"warning: skipping unreadable image {path} ({exc.__class__.__name__})")
     if not images:
-        raise EdgekitError("no readable images in the data folder: check the files are valid images")
-    return Split(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64)), skipped
+        raise EdgekitError(f"none of the {len(files)} images is readable (e.g. {files[0][0] if files else '?'}): replace them with valid image files")
+    return Split(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64)), warnings
 
 
-def load(root: str | Path, image_size: int = 64, val_fraction: float = 0.2, seed: int = 0) -> Dataset:
+MAX_WARNINGS = 20  # per load; the rest are counted in one more line
+
+
+def load(root: str | Path, image_size: int = 64, val_fraction: float = 0.2, seed: int = 0, strict: bool = False) -> Dataset:
     root = Path(root)
     if not root.is_dir():
         raise EdgekitError(f"data folder {root} does not exist: give an existing folder with one sub-folder per class, or a built-in name like fashion_mnist")
@@ -73,8 +80,13 @@ def load(root: str | Path, image_size: int = 64, val_fraction: float = 0.2, seed
             train_files += [(p, i) for p in files[n_val:]]
         if not val_files:
             raise EdgekitError(f"data folder {root} has too few images to split off a validation set: add images or give train/ and val/ folders")
-    train, skipped_train = _decode(train_files, image_size)
-    val, skipped_val = _decode(val_files, image_size)
+    train, warn_train = _decode(train_files, image_size, strict)
+    val, warn_val = _decode(val_files, image_size, strict)
+    warnings = warn_train + warn_val
+    for line in warnings[:MAX_WARNINGS]:
+        print(line, file=sys.stderr)
+    if len(warnings) > MAX_WARNINGS:
+        print(f"warning: {len(warnings) - MAX_WARNINGS} more unreadable images skipped", file=sys.stderr)
     mean, std = channel_stats(train.images)
-    source = f"{root} (image folder, {image_size}px, {skipped_train + skipped_val} unreadable skipped)"
-    return Dataset(root.name, train, val, classes, mean, std, source)
+    source = f"{root} (image folder, {image_size}px, {len(warnings)} unreadable skipped)"
+    return Dataset(root.name, train, val, classes, mean, std, source, skipped=len(warnings))

@@ -99,12 +99,14 @@ class Quantizer:
                 calibrate_method=self.method,
                 op_types_to_quantize=self.op_types,
                 nodes_to_exclude=list(exclude),
-                extra_options={"ActivationSymmetric": not self.cpu, "WeightSymmetric": True},
+                # TensorRT's explicit quantization takes int8 Q/DQ only: biases stay float for it (ORT's
+                # default turns them into int32 DequantizeLinear nodes, which TensorRT's parser rejects).
+                extra_options={"ActivationSymmetric": not self.cpu, "WeightSymmetric": True, "QuantizeBias": self.cpu},
                 calibration_cache_path=str(self.cache),
             )
 
     def info(self) -> dict:
-        return {"activation_type": "uint8" if self.cpu else "int8 (symmetric)",
+        return {"activation_type": "uint8" if self.cpu else "int8 (symmetric)", "bias": "int32" if self.cpu else "float",
                 "weight_type": "int8 per-channel" if self.cfg.per_channel else "int8 per-tensor"}
 
     def close(self) -> None:

@@ -2,8 +2,8 @@
 `run(artifact, cfg, ctx) -> metrics`; `skip(cfg, ctx)` returns a reason when the stage does not apply."""
 from __future__ import annotations
 
-from edgekit.stages import distill, export, load, prune, quantize, train, validate
+from edgekit.stages import build, distill, export, load, prune, quantize, train, validate
 
-ORDER = [load, train, prune, distill, export, quantize, validate]
+ORDER = [load, train, prune, distill, export, quantize, build, validate]
 
 __all__ = ["ORDER"]

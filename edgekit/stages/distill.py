@@ -120,7 +120,8 @@ def run(art: Artifact, cfg: Config, ctx) -> dict:
     if teacher is not None:  # the student and adapter are moved by fit; the teacher is ours to move
         teacher.to(resolve_device(cfg.device)).eval()
     try:
-        stats = fit(student, ctx.data, cfg, objective, "distill" if cfg.enabled else "finetune", extra=objective.adapter)
+        stats = fit(student, ctx.data, cfg, objective, "distill" if cfg.enabled else "finetune", extra=objective.adapter,
+                    resume_file=ctx.run_dir / ".distill.epoch.pt")
     finally:
         if teacher is not None:
             teacher.to(home)  # the baseline goes on to export and validate on the CPU

@@ -107,15 +107,17 @@ def export_entry(art: Artifact, source: ModelEntry, filename: str, cfg: Config, 
     stamp(proto, art.info, source.name)
     path = ctx.run_dir / filename
     tmp_check = ctx.run_dir / f".{filename}.parity"
-    save_onnx(proto, tmp_check)
-    check = parity(source.module, tmp_check, images)
-    if check["max_abs_diff"] > cfg.parity_atol or check["top1_agreement"] < cfg.parity_min_agreement:
+    try:  # only a checked file becomes `path`; on any failure the unchecked one is removed
+        save_onnx(proto, tmp_check)
+        check = parity(source.module, tmp_check, images)
+        if check["max_abs_diff"] > cfg.parity_atol or check["top1_agreement"] < cfg.parity_min_agreement:
+            raise EdgekitError(
+                f"ONNX parity check failed for {source.name}: max |diff| {check['max_abs_diff']:.2e} (allowed {cfg.parity_atol}), "
+                f"top-1 agreement {check['top1_agreement']:.3f} (needed {cfg.parity_min_agreement}): try another export.opset or export.simplify: false"
+            )
+        tmp_check.replace(path)
+    finally:
         tmp_check.unlink(missing_ok=True)
-        raise EdgekitError(
-            f"ONNX parity check failed for {source.name}: max |diff| {check['max_abs_diff']:.2e} (allowed {cfg.parity_atol}), "
-            f"top-1 agreement {check['top1_agreement']:.3f} (needed {cfg.parity_min_agreement}): try another export.opset or export.simplify: false"
-        )
-    tmp_check.replace(path)
     art.add(ModelEntry(filename, "onnx", "fp32", source.params, source.macs, path))
     return {filename: {"source": source.name, "opset": cfg.opset, **check}}
 

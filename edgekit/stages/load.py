@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from edgekit.artifact import Artifact, ModelEntry
 from edgekit.checkpoint import load_weights, save_state_dict
 from edgekit.errors import EdgekitError
@@ -42,6 +44,7 @@ def build_model(cfg: Config, ctx):
 
 def run(art: Artifact, cfg: Config, ctx) -> dict:
     canonical = resolve_name(cfg.name)
+    torch.manual_seed(ctx.recipe.train.seed)  # the initial weights are part of the recipe: same seed, same baseline
     model = build_model(cfg, ctx)
     if cfg.weights:
         load_weights(model, cfg.weights, canonical, ctx.data.input_size)

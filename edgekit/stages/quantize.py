@@ -5,7 +5,7 @@ Weights are signed int8, per channel. Activations depend on the target:
   signed activations (S8S8) ran slower than fp32 here. Ops that have no int8 kernel in ONNX Runtime's
   CPU provider (HardSwish, HardSigmoid, Sigmoid, ...) stay in float: wrapping them in
   DequantizeLinear/QuantizeLinear costs two extra nodes each and buys nothing.
-- `tensorrt`: symmetric signed int8 activations and weights on every op, which is what TensorRT's
+- `tensorrt` / `jetson`: symmetric signed int8 activations and weights on every op, which is what TensorRT's
   explicit-quantization (Q/DQ) path requires.
 Calibration images come from the training split (never validation), a seeded random subset.
 
@@ -38,7 +38,8 @@ SECTION = "quantize"
 class Config:
     """`enabled`: produce model.int8.onnx. `calibration`: minmax, entropy or percentile range estimation.
     `calib_images`: training images used to calibrate. `percentile`: for the percentile method.
-    `target`: cpu (U8 activations, S8 weights) or tensorrt (symmetric S8 everywhere).
+    `target`: cpu (U8 activations, S8 weights) or tensorrt / jetson (symmetric S8 everywhere, zero
+    points 0: TensorRT's explicit quantization; the build stage then makes engines).
     `max_drop`: allowed top-1 drop in points against the fp32 ONNX model, measured on
     `sensitivity_images` held-out training images (null = no check, plain int8). Past it, up to
     `max_float_layers` of the most harmful layers are kept in float. `qat`: quantization-aware
@@ -51,7 +52,7 @@ class Config:
     calib_batch: int = ranged(32, 1, 4096)
     percentile: float = ranged(99.999, 90.0, 100.0)
     per_channel: bool = True
-    target: Literal["cpu", "tensorrt"] = "cpu"
+    target: Literal["cpu", "tensorrt", "jetson"] = "cpu"
     seed: int = 0
     max_drop: float | None = ranged(1.0, 0.0, 100.0)
     sensitivity_images: int = ranged(1000, 1, 100_000)

@@ -77,7 +77,7 @@ def run(art: Artifact, cfg: Config, ctx) -> dict:
     def loss_fn(m, x, y):
         return F.cross_entropy(m(x), y, label_smoothing=cfg.label_smoothing)
 
-    stats = fit(model, ctx.data, cfg, loss_fn, "train")
+    stats = fit(model, ctx.data, cfg, loss_fn, "train", resume_file=ctx.run_dir / ".train.epoch.pt")
     save_state_dict(model, entry.path)
     if cfg.cache:
         save_state_dict(model, cached)

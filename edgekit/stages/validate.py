@@ -1,9 +1,14 @@
-"""validate: accuracy (top-1/top-5 on the validation split) and CPU latency/throughput of every model
-the run produced, torch models in PyTorch and ONNX files in ONNX Runtime, all on the same inputs."""
+"""validate: accuracy (top-1/top-5 on the validation split) and latency/throughput of every model the
+run produced, all on the same inputs: torch models in PyTorch on the CPU, ONNX files in ONNX Runtime,
+TensorRT engines through their stamped runner. Where a CUDA GPU is visible, the final torch model is
+also run on it (fp32 and fp16; torch.compile too when asked), and every GPU row gets trtexec-style
+figures: end-to-end versus GPU compute time, copies, throughput (edgekit.backends.gpu_timing)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
+from typing import Literal
 
 from edgekit.artifact import Artifact, ModelEntry
 from edgekit.backends import evaluate, measure_interleaved, throughput_of
@@ -24,7 +29,9 @@ class Config:
     for that noise and gave repeatable figures. Latency at batch 1: `warmup_s` of
     warm-up, then at least `min_runs` runs and `min_seconds` per model, timed in `rounds` slices that
     alternate between the models so drift does not favour one. Throughput at `batch`. `val_images`:
-    limit the accuracy set (0 = the whole validation split)."""
+    limit the accuracy set (0 = the whole validation split). `gpu`: auto adds PyTorch-on-CUDA rows
+    when a GPU is visible; `torch_compile` adds torch.compile rows; `cuda_graph` replays GPU rows'
+    inference from a CUDA graph in their GPU timing."""
 
     threads: int = ranged(1, 0, 1024)
     batch: int = ranged(32, 1, 4096)
@@ -33,6 +40,9 @@ class Config:
     min_seconds: float = ranged(2.0, 0.0, 600.0)
     rounds: int = ranged(5, 1, 100)
     val_images: int = ranged(0, 0, 10_000_000)
+    gpu: Literal["auto", "off"] = "auto"
+    torch_compile: bool = False
+    cuda_graph: bool = False
 
 
 def skip(art, cfg: Config, ctx) -> str | None:
@@ -48,9 +58,33 @@ def runner_for(entry: ModelEntry, threads: int):
         from edgekit.backends.torch_cpu import TorchRunner
 
         return TorchRunner(entry.module, threads)
+    if entry.format == "engine":
+        from edgekit.backends.tensorrt.runner import TrtRunner
+
+        return TrtRunner(entry.path, onnx_path=entry.path.with_suffix(".onnx"))
     from edgekit.backends.ort import OrtRunner
 
     return OrtRunner(entry.path, threads)
+
+
+def cuda_entries(art: Artifact, cfg: Config, input_size) -> list[tuple[ModelEntry, object]]:
+    """(row entry, runner) pairs for the final torch model on the GPU, or none without one."""
+    import torch
+
+    if cfg.gpu == "off" or not torch.cuda.is_available():
+        return []
+    from edgekit.backends.torch_cuda import TorchCudaRunner
+
+    src = next((e for e in reversed(list(art.entries.values())) if e.format == "torch" and e.module is not None), None)
+    if src is None:
+        return []
+    out = []
+    for precision in ("fp32", "fp16"):
+        for compiled in (False, True) if cfg.torch_compile else (False,):
+            runner = TorchCudaRunner(src.module, tuple(input_size), precision, compile=compiled)
+            name = f"{src.name} ({runner.backend.removeprefix('torch-')} {precision})"
+            out.append((dataclasses.replace(src, name=name, precision=precision, module=None), runner))
+    return out
 
 
 def run(art: Artifact, cfg: Config, ctx) -> dict:
@@ -59,11 +93,9 @@ def run(art: Artifact, cfg: Config, ctx) -> dict:
     images = normalize(val.images[:n], ctx.data.mean, ctx.data.std).numpy()
     labels = val.labels[:n].numpy()
     threads = threads_of(cfg)
-    entries = list(art.entries.values())
-    runners, accs = [], []
-    for entry in entries:
-        runners.append(runner_for(entry, threads))
-        accs.append(evaluate(runners[-1], images, labels, label=f"validate {entry.name}"))
+    pairs = [(e, runner_for(e, threads)) for e in art.entries.values()] + cuda_entries(art, cfg, ctx.data.input_size)
+    entries, runners = [p[0] for p in pairs], [p[1] for p in pairs]
+    accs = [evaluate(r, images, labels, label=f"validate {e.name}") for e, r in pairs]
     timing = dict(rounds=cfg.rounds, warmup_s=cfg.warmup_s, min_s=cfg.min_seconds)
     latencies = measure_interleaved(runners, images, 1, min_runs=cfg.min_runs, label="latency @1", **timing)
     batch_times = measure_interleaved(runners, images, cfg.batch, min_runs=20, label=f"throughput @{cfg.batch}", **timing)
@@ -85,6 +117,9 @@ def run(art: Artifact, cfg: Config, ctx) -> dict:
             "latency_runs": len(lat),
             "throughput_ips": throughput,
         })
+        if hasattr(runner, "profile"):  # a GPU row: trtexec-style figures at batch 1 and the throughput batch
+            rows[-1]["gpu_timing"] = [runner.profile(b, warmup_s=cfg.warmup_s, min_s=cfg.min_seconds, cuda_graph=cfg.cuda_graph)
+                                      for b in (1, cfg.batch) if b <= runner.max_batch]
         print(f"validate {entry.name}: top-1 {acc['top1']:.4f}  p50 {latency['p50']:.3f} ms  {throughput:,.0f} img/s @{cfg.batch}", flush=True)
     art.info["results"] = rows
     art.info["threads"] = threads

@@ -1,0 +1,113 @@
+"""Build a TensorRT engine from an ONNX file with the TensorRT Python API (10.x and 11.x).
+
+Precision comes from the file: int8 from QuantizeLinear/DequantizeLinear nodes (explicit quantization,
+the only int8 path TensorRT 11 has), fp16 from an fp16 graph. Networks are strongly typed, except on
+TensorRT 10 when `fp16` asks for its FP16 builder flag (weak typing, where a Q/DQ file also needs the
+INT8 flag). The batch axis is dynamic with one optimization profile; the timing cache is loaded before
+and saved after every build so later builds on the same TensorRT and GPU skip kernel timing.
+
+Written against NVIDIA's documented API; edgekit's CI has no TensorRT, so this file is exercised there
+only through a recording fake (tests/test_tensorrt.py)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from edgekit.backends.tensorrt.options import BuildOptions, network_typing, timing_cache_path
+from edgekit.backends.tensorrt.stamp import make_stamp, write_stamp
+from edgekit.errors import EdgekitError
+from edgekit.fileio import atomic_write_bytes
+
+
+def onnx_facts(path: Path) -> dict:
+    """Input name and (C, H, W), and whether the file carries Q/DQ nodes, read with onnx (no TensorRT)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise EdgekitError(f"{path} is not a readable ONNX file ({exc.__class__.__name__}): give an .onnx file from an edgekit run") from None
+    inits = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise EdgekitError(f"{path} has {len(inputs)} inputs: edgekit builds engines for image classifiers with one (N, C, H, W) input")
+    dims = inputs[0].type.tensor_type.shape.dim
+    image = tuple(d.dim_value for d in dims[1:])
+    if len(dims) != 4 or not all(image):
+        raise EdgekitError(f"{path}: input {inputs[0].name} is not (batch, C, H, W) with fixed C, H, W: export with a static image size")
+    ops = {n.op_type for n in model.graph.node}
+    return {"input": inputs[0].name, "image_shape": image, "qdq": bool(ops & {"QuantizeLinear", "DequantizeLinear"})}
+
+
+def _logger(trt):
+    return trt.Logger(trt.Logger.WARNING)
+
+
+def _network(trt, builder, typing: str):
+    if typing == "strong" and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+        # TensorRT 10 needs the flag; in 11 every network is strongly typed (the flag may be gone or ignored).
+        return builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    return builder.create_network(0)
+
+
+def _parse(trt, network, logger, path: Path) -> None:
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(path)):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise EdgekitError(f"TensorRT could not parse {path.name}: {errors[0] if errors else 'unknown error'}"
+                           f"{f' (+{len(errors) - 1} more)' if len(errors) > 1 else ''}: check the ONNX opset and ops are supported by this TensorRT")
+
+
+def _load_timing_cache(config, cache_file: Path | None):
+    data = cache_file.read_bytes() if cache_file and cache_file.is_file() else b""
+    cache = config.create_timing_cache(data)
+    # ignore_mismatch=False: a cache from another device is rejected rather than silently used.
+    if not config.set_timing_cache(cache, False):
+        cache = config.create_timing_cache(b"")
+        config.set_timing_cache(cache, False)
+    return bool(data)
+
+
+def build_engine(onnx_path: Path, engine_path: Path, options: BuildOptions, identity: dict, trt=None) -> dict:
+    """Build `engine_path` from `onnx_path` and write its stamp; returns what the report records.
+    `trt` is the tensorrt module (injected by tests)."""
+    if trt is None:
+        import tensorrt as trt
+    facts = onnx_facts(onnx_path)
+    has_weak = hasattr(trt, "BuilderFlag") and hasattr(trt.BuilderFlag, "FP16")
+    typing = network_typing(has_weak, options, onnx_path.name)
+    logger = _logger(trt)
+    builder = trt.Builder(logger)
+    network = _network(trt, builder, typing)
+    _parse(trt, network, logger, onnx_path)
+
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
+    config.builder_optimization_level = options.optimization_level
+    flags = []
+    if typing == "weak":
+        flags.append("FP16")
+        if facts["qdq"]:
+            flags.append("INT8")  # weakly typed Q/DQ networks need it; there is no calibrator
+        for flag in flags:
+            config.set_flag(getattr(trt.BuilderFlag, flag))
+    profile = builder.create_optimization_profile()
+    profile.set_shape(facts["input"], *options.profile(facts["image_shape"]))
+    config.add_optimization_profile(profile)
+
+    cache_file = timing_cache_path(options.timing_cache, identity)
+    cache_reused = _load_timing_cache(config, cache_file)
+
+    start = time.perf_counter()
+    serialized = builder.build_serialized_network(network, config)
+    seconds = time.perf_counter() - start
+    if serialized is None:
+        raise EdgekitError(f"TensorRT failed to build an engine from {onnx_path.name} (see the TensorRT messages above): "
+                           "try a larger build.workspace_mb or a smaller build.max_batch")
+    atomic_write_bytes(engine_path, bytes(serialized))
+    if cache_file:
+        atomic_write_bytes(cache_file, bytes(config.get_timing_cache().serialize()))
+    info = {"typing": typing, "flags": flags, "qdq": facts["qdq"], "build_seconds": round(seconds, 2),
+            "timing_cache": str(cache_file) if cache_file else None, "timing_cache_reused": cache_reused}
+    write_stamp(engine_path, make_stamp(engine_path, onnx_path, identity, options.stamped(), {"build": info}))
+    return info

@@ -1,0 +1,81 @@
+"""manifest.json in every run folder: after each finished stage, its record and every file the run has
+made so far with its SHA-256, plus the run's JSON-safe info. It is what `--resume` trusts: a stage is
+finished when its record is in the manifest and the hashes of the files still match."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from edgekit.artifact import Artifact, ModelEntry, StageRecord
+from edgekit.errors import EdgekitError
+from edgekit.fileio import atomic_write_json, sha256
+
+NAME = "manifest.json"
+FORMAT = "edgekit-run/1"
+
+
+def _json_safe(info: dict) -> dict:
+    """The info values that survive JSON (all of them today; a future tensor or path must not break a run)."""
+    out = {}
+    for key, value in info.items():
+        try:
+            json.dumps(value)
+        except TypeError:
+            continue
+        out[key] = value
+    return out
+
+
+def write(art: Artifact, recipe_sha256: str) -> None:
+    entries = []
+    for e in art.entries.values():
+        if not e.path.is_file():
+            continue
+        entries.append({"name": e.name, "format": e.format, "precision": e.precision, "params": e.params, "macs": e.macs,
+                        "file": e.path.name, "sha256": sha256(e.path)})
+    atomic_write_json(art.run_dir / NAME, {
+        "format": FORMAT,
+        "recipe_sha256": recipe_sha256,
+        "stages": [dataclasses.asdict(r) for r in art.history],
+        "entries": entries,
+        "info": _json_safe(art.info),
+    })
+
+
+def read(run_dir: Path) -> dict:
+    path = run_dir / NAME
+    if not run_dir.is_dir():
+        raise EdgekitError(f"run folder {run_dir} does not exist: give a folder under artifacts/ made by edgekit compress or run")
+    if not path.is_file():
+        raise EdgekitError(f"{run_dir} has no {NAME}, so no stage is known to have finished: give a run folder made by this edgekit version, or start a new run")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise EdgekitError(f"{path} is not valid JSON (damaged?): start a new run") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise EdgekitError(f"{path} is not an edgekit run manifest ({FORMAT}): start a new run")
+    return manifest
+
+
+def verified_entries(run_dir: Path, manifest: dict) -> list[dict]:
+    """The manifest's entries after checking each file still has the hash recorded when it was made."""
+    out = []
+    for e in manifest["entries"]:
+        path = run_dir / e["file"]
+        if Path(e["file"]).name != e["file"]:  # a manifest names files inside the run folder only
+            raise EdgekitError(f"{run_dir / NAME} names {e['file']!r}, outside the run folder: start a new run")
+        if not path.is_file():
+            raise EdgekitError(f"{path.name} was made by this run but is gone: resume cannot trust the run; start a new run")
+        if sha256(path) != e["sha256"]:
+            raise EdgekitError(f"{path.name} changed since its stage finished (its SHA-256 differs from the manifest): resume cannot trust it; start a new run")
+        out.append({**e, "path": path})
+    return out
+
+
+def records(manifest: dict) -> list[StageRecord]:
+    return [StageRecord(**r) for r in manifest["stages"]]
+
+
+def entry(e: dict, module=None) -> ModelEntry:
+    return ModelEntry(e["name"], e["format"], e["precision"], e["params"], e["macs"], e["path"], module)

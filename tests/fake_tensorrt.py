@@ -1,0 +1,97 @@
+"""A recording stand-in for the `tensorrt` module, shaped after TensorRT 10's documented Python API
+(and 11's, which lacks the precision builder flags). It lets the builder's logic (typing, flags,
+profile, workspace, timing cache, stamp) be tested where TensorRT cannot be installed. It proves the
+calls edgekit makes, not that TensorRT accepts them: that stays unverified without a real TensorRT."""
+from __future__ import annotations
+
+import enum
+import types
+
+
+def make(version: str = "10.3.0", weak_typing: bool = True, parse_ok: bool = True, build_ok: bool = True) -> types.SimpleNamespace:
+    calls: list[tuple] = []
+
+    class Logger:
+        WARNING = "WARNING"
+
+        def __init__(self, severity):
+            calls.append(("Logger", severity))
+
+    # TensorRT 11: every network is strongly typed, so the creation flag is not needed (modelled as absent).
+    NetworkDefinitionCreationFlag = enum.IntEnum("NetworkDefinitionCreationFlag", {"STRONGLY_TYPED": 5} if weak_typing else {"_RESERVED": 9})
+    BuilderFlag = enum.Enum("BuilderFlag", ["FP16", "INT8", "REFIT"] if weak_typing else ["REFIT"])
+    MemoryPoolType = enum.Enum("MemoryPoolType", ["WORKSPACE"])
+
+    class TimingCache:
+        def __init__(self, data: bytes):
+            self.data = data
+
+        def serialize(self):
+            return memoryview(b"timing:" + self.data[-8:] if self.data else b"timing:new")
+
+    class Profile:
+        def set_shape(self, name, lo, opt, hi):
+            calls.append(("profile", name, lo, opt, hi))
+
+    class Config:
+        builder_optimization_level = 3
+
+        def set_memory_pool_limit(self, pool, size):
+            calls.append(("workspace", pool.name, size))
+
+        def set_flag(self, flag):
+            calls.append(("flag", flag.name))
+
+        def add_optimization_profile(self, profile):
+            calls.append(("add_profile",))
+
+        def create_timing_cache(self, data):
+            calls.append(("create_timing_cache", bytes(data)))
+            return TimingCache(bytes(data))
+
+        def set_timing_cache(self, cache, ignore_mismatch):
+            calls.append(("set_timing_cache", ignore_mismatch))
+            self.cache = cache
+            return True
+
+        def get_timing_cache(self):
+            return self.cache
+
+    class Network:
+        def __init__(self, flags):
+            self.flags = flags
+
+    class Builder:
+        def __init__(self, logger):
+            pass
+
+        def create_network(self, flags=0):
+            calls.append(("create_network", flags))
+            return Network(flags)
+
+        def create_builder_config(self):
+            return Config()
+
+        def create_optimization_profile(self):
+            return Profile()
+
+        def build_serialized_network(self, network, config):
+            calls.append(("build", config.builder_optimization_level))
+            return memoryview(b"ENGINE-" + version.encode()) if build_ok else None
+
+    class OnnxParser:
+        num_errors = 0 if parse_ok else 1
+
+        def __init__(self, network, logger):
+            pass
+
+        def parse_from_file(self, path):
+            calls.append(("parse", path))
+            return parse_ok
+
+        def get_error(self, i):
+            return "In node 3 (Conv): unsupported weights"
+
+    return types.SimpleNamespace(__version__=version, Logger=Logger, Builder=Builder, OnnxParser=OnnxParser,
+                                 NetworkDefinitionCreationFlag=NetworkDefinitionCreationFlag, BuilderFlag=BuilderFlag,
+                                 MemoryPoolType=MemoryPoolType, calls=calls)

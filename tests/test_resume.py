@@ -1,0 +1,141 @@
+"""Runs that survive: a scripted kill during distillation and a resume that finishes like an
+uninterrupted run without retraining; the manifest's hash checks; accuracy gates."""
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgekit.cli import main
+
+from conftest import SLICE
+
+ARGS = ["compress", "lenet", "--prune", "0.3", "--int8", "--epochs", "2", "--distill-epochs", "3",
+        "--set", f"data.root={SLICE}", "--set", "validate.min_seconds=0.05", "--set", "validate.min_runs=5",
+        "--set", "validate.warmup_s=0", "--set", "validate.rounds=1", "--set", "quantize.calib_images=64",
+        "--set", "train.cache=false"]
+
+
+def _rows(run: Path) -> dict:
+    return {r["artifact"]: r for r in json.loads((run / "report.json").read_text())["results"]}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The same run, uninterrupted."""
+    out = tmp_path_factory.mktemp("reference")
+    assert main([*ARGS, "--output", str(out)]) == 0
+    (run,) = list(out.iterdir())
+    return run
+
+
+def test_kill_during_distillation_then_resume_finishes_like_an_uninterrupted_run(tmp_path, reference, capsys):
+    out = tmp_path / "artifacts"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "edgekit", *ARGS, "--output", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    seen = []
+    for line in proc.stdout:  # kill once the first distillation epoch is checkpointed and the second is under way
+        seen.append(line)
+        if line.startswith("distill epoch 2/3"):
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "".join(seen[-20:])
+    (run,) = list(out.iterdir())
+    assert (run / ".distill.epoch.pt").is_file() and not (run / "distilled.pt").exists()
+    stages = [s["name"] for s in json.loads((run / "manifest.json").read_text())["stages"]]
+    assert stages == ["load", "train", "prune"]
+
+    capsys.readouterr()
+    assert main(["run", "--resume", str(run)]) == 0
+    log = capsys.readouterr()
+    text = log.out + log.err
+    assert "resuming" in text and "after prune" in text and "distill: resuming after epoch 1/3" in text
+    assert "== train" not in text and "train epoch" not in text  # training was not redone
+    report = json.loads((run / "report.json").read_text())
+    assert report["status"] == "ok" and [s["name"] for s in report["stages"]] == ["load", "train", "prune", "distill", "export", "quantize", "build", "validate"]
+    assert not (run / ".distill.epoch.pt").exists()
+    got, ref = _rows(run), _rows(reference)
+    for name in ("distilled", "model.onnx", "model.int8.onnx"):
+        assert abs(got[name]["top1"] - ref[name]["top1"]) <= 0.01, (name, got[name]["top1"], ref[name]["top1"])  # 5 of 500 images
+    assert got["baseline"]["top1"] == ref["baseline"]["top1"]
+
+
+@pytest.fixture
+def unfinished(reference, tmp_path):
+    """A copy of the reference run as it would be if it had stopped before validate."""
+    run = tmp_path / reference.name
+    run.mkdir()
+    for p in reference.iterdir():
+        (run / p.name).write_bytes(p.read_bytes())
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["stages"] = manifest["stages"][:-1]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    return run
+
+
+def test_resume_refuses_a_changed_file(unfinished, capsys):
+    (unfinished / "model.onnx").write_bytes((unfinished / "model.onnx").read_bytes() + b"\0")
+    assert main(["run", "--resume", str(unfinished)]) == 2
+    err = capsys.readouterr().err
+    assert "model.onnx changed since its stage finished" in err and err.count("\n") == 1
+
+
+def test_resume_runs_only_what_is_left(unfinished, capsys):
+    assert main(["compress", "--resume", str(unfinished)]) == 0
+    text = capsys.readouterr().out
+    assert "== validate" in text and "== export" not in text and "== quantize" not in text
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["run", "--resume", "{run}", "--prune", "0.5"], "prune.ratio cannot be given with it"),
+    (["compress", "lenet", "--resume", "{run}"], "MODEL cannot be given with it"),
+    (["run", "--resume", "{run}"], "finished every stage: nothing to resume"),
+    (["run", "--resume", "{missing}"], "does not exist"),
+    (["run"], "run needs a RECIPE file"),
+])
+def test_resume_bad_input(reference, tmp_path, capsys, argv, words):
+    argv = [a.format(run=reference, missing=tmp_path / "nope") for a in argv]
+    assert main(argv) == 2
+    assert words in capsys.readouterr().err
+
+
+def test_a_failed_gate_stops_later_stages_and_names_what_to_ship(tmp_path, capsys):
+    """gate.max_drop 0 against a baseline the pruned student cannot quite match after one epoch."""
+    out = tmp_path / "artifacts"
+    args = [a if a != "3" else "1" for a in ARGS]
+    rc = main([*args, "--output", str(out), "--set", "gate.max_drop=0", "--set", "gate.stage_max_drop={quantize: 100}"])
+    (run,) = list(out.iterdir())
+    report = json.loads((run / "report.json").read_text())
+    stages = {s["name"]: s["metrics"] for s in report["stages"]}
+    drop = stages["distill"]["gate"]["results"]["distilled"]["drop_vs_baseline"]
+    if drop <= 0:
+        pytest.skip(f"the student matched the baseline this time (drop {drop}): no gate to fail")
+    assert rc == 1 and report["status"] == "failed accuracy gate"
+    assert stages["distill"]["failed"].startswith("accuracy gate: distilled is")
+    assert all("failed its accuracy gate" in stages[s]["skipped"] for s in ("export", "quantize", "build", "validate"))
+    assert report["ship"] is None  # nothing passed a zero-drop gate
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress lines, one error line
+    assert last.startswith("error: accuracy gate failed in distill: distilled is") and "ship" not in last.split(":")[1]
+
+
+def test_keep_going_runs_every_stage_and_ships_the_fastest_passing_artifact(tmp_path, capsys):
+    out = tmp_path / "artifacts"
+    args = [a if a != "3" else "1" for a in ARGS]
+    rc = main([*args, "--output", str(out), "--max-drop", "100", "--set", "gate.stage_max_drop={quantize: 0}", "--keep-going"])
+    (run,) = list(out.iterdir())
+    report = json.loads((run / "report.json").read_text())
+    stages = {s["name"]: s["metrics"] for s in report["stages"]}
+    q = stages["quantize"]["gate"]["results"]["model.int8.onnx"]
+    assert q["input"] == "model.onnx"
+    if q["drop_vs_input"] <= 0:
+        assert rc == 0 and report["status"] == "ok"
+    else:
+        assert rc == 1 and "validate" in stages and report["results"]  # kept going to validate
+        rows = {r["artifact"]: r for r in report["results"]}
+        passed = [n for n in ("distilled", "model.onnx") if n in rows]
+        assert report["ship"]["artifact"] == min(passed, key=lambda n: rows[n]["latency_ms"]["p50"])
