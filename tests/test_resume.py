@@ -139,3 +139,15 @@ def test_keep_going_runs_every_stage_and_ships_the_fastest_passing_artifact(tmp_
         rows = {r["artifact"]: r for r in report["results"]}
         passed = [n for n in ("distilled", "model.onnx") if n in rows]
         assert report["ship"]["artifact"] == min(passed, key=lambda n: rows[n]["latency_ms"]["p50"])
+
+
+def test_run_folders_are_unique_within_one_second_and_never_reused(tmp_path, monkeypatch):
+    import time as time_module
+
+    from edgekit import pipeline
+    from edgekit.recipe import from_dict
+
+    monkeypatch.setattr(time_module, "strftime", lambda fmt, *a: "20260101-000000")  # every call in the same second
+    recipe = from_dict({}, "test", {"model.name": "lenet", "run.output": str(tmp_path)})
+    folders = {pipeline.make_run_dir(recipe) for _ in range(20)}
+    assert len(folders) == 20 and all(p.is_dir() and not any(p.iterdir()) for p in folders)

@@ -266,3 +266,31 @@ def test_real_engine_matches_onnxruntime(tmp_path):
     got, ref = TrtRunner(engine, src).run(x), OrtRunner(src, 1).run(x)
     assert np.abs(got - ref).max() < 0.1
     assert TrtRunner(engine, src).profile(4, min_s=0.2)["gpu_compute_ms"]["p50"] > 0
+
+
+def test_validate_adds_onnxruntime_gpu_provider_rows_when_the_build_has_them(monkeypatch, tmp_path):
+    """The same ONNX file through the CUDA / TensorRT providers, via the same runner (providers faked)."""
+    from types import SimpleNamespace
+
+    from edgekit.artifact import Artifact, ModelEntry
+    from edgekit.backends import ort
+    from edgekit.stages import validate
+
+    made = []
+
+    class FakeRunner:
+        def __init__(self, path, threads, provider="cpu"):
+            made.append(provider)
+            self.backend = ort.PROVIDERS[provider][1]
+
+    art = Artifact(tmp_path)
+    art.add(ModelEntry("model.int8.onnx", "onnx", "int8", 1, 1, _onnx(tmp_path / "model.int8.onnx", qdq=True)))
+    monkeypatch.setattr(ort, "OrtRunner", FakeRunner)
+    monkeypatch.setattr(ort, "available_providers", lambda: ["CPUExecutionProvider"])
+    assert validate.ort_gpu_entries(art, validate.Config(), 1, tensorrt_target=True) == []
+    monkeypatch.setattr(ort, "available_providers", lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    rows = validate.ort_gpu_entries(art, validate.Config(), 1, tensorrt_target=True)
+    assert [e.name for e, _ in rows] == ["model.int8.onnx (onnxruntime-cuda)", "model.int8.onnx (onnxruntime-trt)"]
+    assert made == ["cuda", "tensorrt"]
+    assert len(validate.ort_gpu_entries(art, validate.Config(), 1, tensorrt_target=False)) == 1
+    assert validate.ort_gpu_entries(art, validate.Config(gpu="off"), 1, tensorrt_target=True) == []

@@ -30,7 +30,8 @@ class Config:
     warm-up, then at least `min_runs` runs and `min_seconds` per model, timed in `rounds` slices that
     alternate between the models so drift does not favour one. Throughput at `batch`. `val_images`:
     limit the accuracy set (0 = the whole validation split). `gpu`: auto adds PyTorch-on-CUDA rows
-    when a GPU is visible; `torch_compile` adds torch.compile rows; `cuda_graph` replays GPU rows'
+    when a GPU is visible, and ONNX Runtime CUDA (and, for a TensorRT target, TensorRT) provider rows
+    when the installed onnxruntime has them; `torch_compile` adds torch.compile rows; `cuda_graph` replays GPU rows'
     inference from a CUDA graph in their GPU timing."""
 
     threads: int = ranged(1, 0, 1024)
@@ -67,6 +68,23 @@ def runner_for(entry: ModelEntry, threads: int):
     return OrtRunner(entry.path, threads)
 
 
+def ort_gpu_entries(art: Artifact, cfg: Config, threads: int, tensorrt_target: bool) -> list[tuple[ModelEntry, object]]:
+    """The run's ONNX files again through ONNX Runtime's CUDA provider (and its TensorRT provider for a
+    TensorRT target), when this onnxruntime build has them: the same runner interface, other providers."""
+    from edgekit.backends.ort import PROVIDERS, OrtRunner, available_providers
+
+    if cfg.gpu == "off":
+        return []
+    have = available_providers()
+    kinds = [k for k in ("cuda", "tensorrt") if PROVIDERS[k][0] in have and (k == "cuda" or tensorrt_target)]
+    out = []
+    for entry in [e for e in art.entries.values() if e.format == "onnx"]:
+        for kind in kinds:
+            runner = OrtRunner(entry.path, threads, kind)
+            out.append((dataclasses.replace(entry, name=f"{entry.name} ({runner.backend})"), runner))
+    return out
+
+
 def cuda_entries(art: Artifact, cfg: Config, input_size) -> list[tuple[ModelEntry, object]]:
     """(row entry, runner) pairs for the final torch model on the GPU, or none without one."""
     import torch
@@ -93,7 +111,9 @@ def run(art: Artifact, cfg: Config, ctx) -> dict:
     images = normalize(val.images[:n], ctx.data.mean, ctx.data.std).numpy()
     labels = val.labels[:n].numpy()
     threads = threads_of(cfg)
-    pairs = [(e, runner_for(e, threads)) for e in art.entries.values()] + cuda_entries(art, cfg, ctx.data.input_size)
+    tensorrt_target = ctx.recipe.quantize.target in ("tensorrt", "jetson")
+    pairs = ([(e, runner_for(e, threads)) for e in art.entries.values()] + cuda_entries(art, cfg, ctx.data.input_size)
+             + ort_gpu_entries(art, cfg, threads, tensorrt_target))
     entries, runners = [p[0] for p in pairs], [p[1] for p in pairs]
     accs = [evaluate(r, images, labels, label=f"validate {e.name}") for e, r in pairs]
     timing = dict(rounds=cfg.rounds, warmup_s=cfg.warmup_s, min_s=cfg.min_seconds)
