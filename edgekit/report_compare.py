@@ -26,7 +26,8 @@ CHECKS = [
 ]
 RULE = (f"Marked cells differ from run 1's same artifact: top-1 and top-5 by at least {POINTS:g} points; latency, throughput, "
         f"size, params and MACs by at least {RELATIVE:.0%}. ↑ higher / ↓ lower than run 1, with the difference.")
-STATUS_RULE = "Status: pass when an artifact's top-1 is within the run's allowed drop (quantize.max_drop, default 1 point) of its baseline, fail otherwise."
+STATUS_RULE = ("Status: the accuracy gate's verdict where the run had gates; otherwise pass when an artifact's top-1 is within the run's "
+               "allowed drop (gate.max_drop, else quantize.max_drop, default 1 point) of its baseline, fail otherwise.")
 ROW_KEYS = {"artifact", "format", "precision", "backend", "params", "macs", "size_mb", "top1", "top5", "latency_ms", "throughput_ips"}
 
 
