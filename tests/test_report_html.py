@@ -195,7 +195,7 @@ def test_report_command_bad_folder_is_one_line_exit_2(tmp_path, capsys, make, pr
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"{CHROMIUM} missing: apt-get install chromium (.ci/run does it as root)")
+@pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"{CHROMIUM} missing: apt-get install chromium (make test does it as root)")
 def test_chromium_renders_the_page(tmp_path):
     page = tmp_path / "report.html"
     page.write_text(render(make_report()))
