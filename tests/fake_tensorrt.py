@@ -8,7 +8,8 @@ import enum
 import types
 
 
-def make(version: str = "10.3.0", weak_typing: bool = True, parse_ok: bool = True, build_ok: bool = True) -> types.SimpleNamespace:
+def make(version: str = "10.3.0", weak_typing: bool = True, parse_ok: bool = True, build_ok: bool = True,
+         cache_readable: bool = True) -> types.SimpleNamespace:
     calls: list[tuple] = []
 
     class Logger:
@@ -47,6 +48,8 @@ def make(version: str = "10.3.0", weak_typing: bool = True, parse_ok: bool = Tru
 
         def create_timing_cache(self, data):
             calls.append(("create_timing_cache", bytes(data)))
+            if data and not cache_readable:
+                return None  # TensorRT returns None for a blob it cannot read
             return TimingCache(bytes(data))
 
         def set_timing_cache(self, cache, ignore_mismatch):

@@ -142,7 +142,10 @@ def test_builder_tensorrt10_strongly_typed_int8_with_profile_workspace_and_timin
     assert (tmp_path / "model.int8.engine").read_bytes() == b"ENGINE-10.3.0"
     stamp = check_engine(tmp_path / "model.int8.engine", IDENTITY, src)
     assert stamp["options"] == opts.stamped() and stamp["build"]["typing"] == "strong"
-    # A second build loads the saved timing cache.
+    # A second build loads the saved timing cache; a cache TensorRT cannot read is replaced, not "reused".
+    trt_bad = fake_tensorrt.make("10.3.0", cache_readable=False)
+    assert not build_engine(src, tmp_path / "bad.engine", opts, IDENTITY, trt=trt_bad)["timing_cache_reused"]
+    assert ("create_timing_cache", b"") in trt_bad.calls  # replaced by an empty cache, then saved again
     trt2 = fake_tensorrt.make("10.3.0")
     assert build_engine(src, tmp_path / "again.engine", opts, IDENTITY, trt=trt2)["timing_cache_reused"]
     assert any(c[0] == "create_timing_cache" and c[1].startswith(b"timing:") for c in trt2.calls)
@@ -161,6 +164,7 @@ def test_builder_tensorrt11_has_no_flags(tmp_path):
     trt = fake_tensorrt.make("11.4.0", weak_typing=False)
     info = build_engine(src, tmp_path / "e.engine", BuildOptions(timing_cache=""), {**IDENTITY, "tensorrt": "11.4.0"}, trt=trt)
     assert info["typing"] == "strong" and not [c for c in trt.calls if c[0] == "flag"]
+    assert ("create_network", 0) in trt.calls  # strongly typed anyway; the deprecated flag is not passed
     with pytest.raises(EdgekitError, match="TensorRT 11 removed"):
         build_engine(src, tmp_path / "f.engine", BuildOptions(fp16=True, timing_cache=""), IDENTITY, trt=trt)
     assert not (tmp_path / "f.engine").exists()

@@ -85,13 +85,25 @@ class GpuModel:
             outs.append(self.h_out.float().numpy().copy())
         return np.concatenate(outs)
 
-    def _capture(self) -> None:
-        """Record one inference as a CUDA graph (after warm-up: lazy initialisation must not be captured)."""
+    def _capture(self) -> bool:
+        """Record one inference as a CUDA graph; False (and no graph) when the capture fails, as trtexec
+        falls back. One plain enqueue first, synchronized: TensorRT allocates on the first enqueue after
+        a shape change, which a capture cannot contain. Thread-local capture mode, as trtexec uses, so
+        other threads' work on the default stream does not break it."""
         torch = self.torch
+        self._enqueue(self.stream)
+        self.stream.synchronize()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=self.stream):
-            self._enqueue(self.stream)
+        try:
+            with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
+                self._enqueue(self.stream)
+        except Exception as exc:
+            print(f"{self.backend}: CUDA graph capture failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}); timing without it", flush=True)
+            self._graph = None
+            torch.cuda.synchronize()
+            return False
         self._graph = graph
+        return True
 
     def profile(self, batch: int, warmup_s: float = 0.2, min_s: float = 3.0, min_runs: int = 10, cuda_graph: bool = False) -> dict:
         """trtexec-style figures at one batch size on random inputs (see the module doc)."""
@@ -121,7 +133,7 @@ class GpuModel:
         while time.perf_counter() < end:
             iteration()
         if cuda_graph:
-            self._capture()
+            cuda_graph = self._capture()
             iteration()
         e2e, compute, h2d, d2h = [], [], [], []
         events = [torch.cuda.Event(enable_timing=True) for _ in range(4)]

@@ -101,7 +101,10 @@ class Quantizer:
                 nodes_to_exclude=list(exclude),
                 # TensorRT's explicit quantization takes int8 Q/DQ only: biases stay float for it (ORT's
                 # default turns them into int32 DequantizeLinear nodes, which TensorRT's parser rejects).
-                extra_options={"ActivationSymmetric": not self.cpu, "WeightSymmetric": True, "QuantizeBias": self.cpu},
+                # Dedicated Q/DQ pairs for TensorRT: it cannot share one pair between several consumers
+                # (the reason ORT added the option); numerically the same model.
+                extra_options={"ActivationSymmetric": not self.cpu, "WeightSymmetric": True, "QuantizeBias": self.cpu,
+                               "DedicatedQDQPair": not self.cpu},
                 calibration_cache_path=str(self.cache),
             )
 

@@ -43,10 +43,17 @@ def _logger(trt):
     return trt.Logger(trt.Logger.WARNING)
 
 
+def _major(trt) -> int:
+    try:
+        return int(str(trt.__version__).split(".")[0])
+    except ValueError:
+        return 0
+
+
 def _network(trt, builder, typing: str):
-    if typing == "strong" and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
-        # TensorRT 10 needs the flag; in 11 every network is strongly typed (the flag may be gone or ignored).
+    if typing == "strong" and _major(trt) < 11 and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
         return builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    # TensorRT 11: every network is strongly typed; the flag is deprecated and ignored, so pass none.
     return builder.create_network(0)
 
 
@@ -58,14 +65,16 @@ def _parse(trt, network, logger, path: Path) -> None:
                            f"{f' (+{len(errors) - 1} more)' if len(errors) > 1 else ''}: check the ONNX opset and ops are supported by this TensorRT")
 
 
-def _load_timing_cache(config, cache_file: Path | None):
+def _load_timing_cache(config, cache_file: Path | None) -> bool:
+    """Use the saved timing cache when TensorRT accepts it; returns whether it did. A blob TensorRT
+    cannot read (None) or rejects (ignore_mismatch=False: from another device) is replaced by an empty
+    cache, which the build fills and which is saved afterwards."""
     data = cache_file.read_bytes() if cache_file and cache_file.is_file() else b""
-    cache = config.create_timing_cache(data)
-    # ignore_mismatch=False: a cache from another device is rejected rather than silently used.
-    if not config.set_timing_cache(cache, False):
-        cache = config.create_timing_cache(b"")
-        config.set_timing_cache(cache, False)
-    return bool(data)
+    cache = config.create_timing_cache(data) if data else None
+    reused = cache is not None and bool(config.set_timing_cache(cache, False))
+    if not reused:
+        config.set_timing_cache(config.create_timing_cache(b""), False)
+    return reused
 
 
 def build_engine(onnx_path: Path, engine_path: Path, options: BuildOptions, identity: dict, trt=None) -> dict:

@@ -44,12 +44,14 @@ class TrtRunner(GpuModel):
         if not self.min_batch <= batch <= self.max_batch:
             raise EdgekitError(f"batch {batch} is outside the engine's profile [{self.min_batch}, {self.max_batch}]: rebuild with build.min_batch/max_batch covering it")
         torch = self.torch
-        self.context.set_input_shape(self.input_name, (batch, *self.image_shape))
+        if not self.context.set_input_shape(self.input_name, (batch, *self.image_shape)):
+            raise EdgekitError(f"TensorRT refused input shape {(batch, *self.image_shape)} for {self.path.name}: rebuild it with a profile that covers it")
         out_shape = tuple(self.context.get_tensor_shape(self.output_name))
         d_in = torch.empty((batch, *self.image_shape), dtype=self._torch_dtype(self.input_name), device="cuda")
         d_out = torch.empty(out_shape, dtype=self._torch_dtype(self.output_name), device="cuda")
-        self.context.set_tensor_address(self.input_name, d_in.data_ptr())
-        self.context.set_tensor_address(self.output_name, d_out.data_ptr())
+        for name, tensor in ((self.input_name, d_in), (self.output_name, d_out)):
+            if not self.context.set_tensor_address(name, tensor.data_ptr()):
+                raise EdgekitError(f"TensorRT refused the buffer of tensor {name} of {self.path.name} (alignment?): rebuild it from {self.stamp.get('onnx')}")
         return d_in, d_out
 
     def _enqueue(self, stream) -> None:
