@@ -43,18 +43,38 @@ def bench_onnx(path: Path, threads: int = 0, batch: int = 32, seconds: float = 2
     }
 
 
+def engine_target(onnx_path: Path, engine_path: Path | None, identity: dict) -> Path:
+    """Where to build: an engine is only ever replaced by one for the same runtime. An engine at the
+    default path built for another TensorRT or GPU is kept and this runtime's goes beside it under a
+    device-specific name; an explicit --engine path holding another runtime's engine is refused."""
+    from edgekit.backends.tensorrt.options import device_engine_path, engine_path_for
+    from edgekit.backends.tensorrt.stamp import differences, read_stamp
+
+    target = Path(engine_path) if engine_path else engine_path_for(Path(onnx_path))
+    if not target.exists():
+        return target
+    try:
+        diff = differences(read_stamp(target), identity)
+    except EdgekitError:
+        diff = ["no readable stamp"]
+    if not diff:
+        return target
+    if engine_path:
+        raise EdgekitError(f"{target} holds an engine for another runtime ({'; '.join(diff)}) and is kept: give another --engine path")
+    return device_engine_path(Path(onnx_path), identity)
+
+
 def build_tensorrt(onnx_path: Path, options, engine_path: Path | None = None, rebuild: bool = True) -> tuple[Path, dict]:
     """Build (or, with rebuild=False, reuse when its stamp matches this runtime and the ONNX file) the
     engine of `onnx_path`; returns the engine path and its stamp."""
     from edgekit.backends.tensorrt.builder import build_engine
-    from edgekit.backends.tensorrt.options import engine_path_for
     from edgekit.backends.tensorrt.stamp import check_engine, read_stamp, runtime_identity
 
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise EdgekitError(f"ONNX file {onnx_path} does not exist: check the path")
     identity = runtime_identity()
-    engine = Path(engine_path) if engine_path else engine_path_for(onnx_path)
+    engine = engine_target(onnx_path, engine_path, identity)
     if not rebuild and engine.is_file():
         try:
             stamp = check_engine(engine, identity, onnx_path)

@@ -298,3 +298,16 @@ def test_validate_adds_onnxruntime_gpu_provider_rows_when_the_build_has_them(mon
     assert made == ["cuda", "tensorrt"]
     assert len(validate.ort_gpu_entries(art, validate.Config(), 1, tensorrt_target=False)) == 1
     assert validate.ort_gpu_entries(art, validate.Config(gpu="off"), 1, tensorrt_target=True) == []
+
+
+def test_an_engine_for_another_runtime_is_never_overwritten(stamped):
+    from edgekit.tools import engine_target
+
+    src, engine = stamped  # model.int8.engine, stamped for IDENTITY (an Orin)
+    h200 = {**IDENTITY, "gpu": "NVIDIA H200", "compute_capability": "9.0", "tensorrt": "10.7.0", "l4t": None}
+    assert engine_target(src, None, IDENTITY) == engine  # same runtime: rebuilt or reused in place
+    other = engine_target(src, None, h200)
+    assert other.name == "model.int8.nvidia-h200-trt10.7.0.engine" and other.parent == engine.parent
+    with pytest.raises(EdgekitError, match="holds an engine for another runtime .* is kept: give another --engine path"):
+        engine_target(src, engine, h200)
+    assert engine_target(src, engine.with_name("new.engine"), h200).name == "new.engine"

@@ -74,3 +74,10 @@ def network_typing(has_weak_typing: bool, options: BuildOptions, onnx_name: str)
 def engine_path_for(onnx_path: Path) -> Path:
     """model.int8.onnx -> model.int8.engine (beside it, with model.int8.engine.json as its stamp)."""
     return onnx_path.with_suffix(".engine")
+
+
+def device_engine_path(onnx_path: Path, identity: dict) -> Path:
+    """model.int8.onnx -> model.int8.nvidia-h200-trt10.7.0.engine: where an engine for this runtime goes
+    when model.int8.engine already holds one built for another (which is kept)."""
+    slug = re.sub(r"[^a-z0-9.]+", "-", f"{identity.get('gpu')}-trt{identity.get('tensorrt')}".lower()).strip("-")
+    return onnx_path.with_name(f"{onnx_path.stem}.{slug}.engine")
