@@ -77,7 +77,7 @@ def main() -> int:
         rc_ref, _ = edgekit([*DEMO, "--output", str(ref_out)], root / "reference.log")
         print(f"reference (uninterrupted): exit {rc_ref} in {time.perf_counter() - start:.0f} s")
         ref = top1(next(p for p in ref_out.iterdir() if p.is_dir()))
-    print(f"\n| artifact | resumed top-1 | uninterrupted top-1 | Δ points |\n|---|---:|---:|---:|")
+    print("\n| artifact | resumed top-1 | uninterrupted top-1 | Δ points |\n|---|---:|---:|---:|")
     for name, value in got.items():
         r = ref.get(name)
         delta = (value - r) * 100 if r is not None else None

@@ -8,6 +8,8 @@ import re
 from importlib import metadata
 from pathlib import Path
 
+from edgekit.fileio import read_under
+
 # ARM /proc/cpuinfo has no "model name", only implementer and part numbers; these are the Jetson cores
 # (A57: Nano/TX1/TX2, Carmel: Xavier, A78AE: Orin) and common ARM servers.
 _ARM_CORES = {
@@ -27,10 +29,7 @@ def _version(*dists: str) -> str:
 
 
 def _read(root: str | Path, path: str) -> str:
-    try:
-        return (Path(root) / path.lstrip("/")).read_text(errors="replace")
-    except OSError:
-        return ""
+    return read_under(root, path) or ""
 
 
 def cpu_model(root: str | Path = "/") -> str:
@@ -130,5 +129,5 @@ def collect(threads: int | None = None, root: str | Path = "/") -> dict:
         "threads": threads,
         "platform": platform.platform(),
         # On a Jetson: module, L4T, power mode and clock lock state, which a latency figure depends on.
-        "jetson": jetson.probe(root) if jetson.is_jetson(root) else "no",
+        "jetson": jetson.probe(root) or "no",
     }

@@ -48,6 +48,15 @@ def atomic_write_json(target: str | Path, obj) -> None:
     atomic_write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def read_under(root: str | Path, path: str) -> str | None:
+    """The text of absolute `path` under filesystem `root` ("/" normally; a fake tree in tests), or None
+    when it cannot be read."""
+    try:
+        return (Path(root) / path.lstrip("/")).read_text(errors="replace")
+    except OSError:
+        return None
+
+
 def sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

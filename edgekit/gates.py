@@ -50,22 +50,18 @@ class GateFailed(EdgekitError):
     exit_code = 1
 
 
-def top1(entry: ModelEntry, ctx, images: int) -> float:
+def top1(entry: ModelEntry, val: tuple) -> float:
+    """Top-1 of `entry` on `val` (normalized images, labels: edgekit.stages.validate.val_arrays)."""
     from edgekit.backends import evaluate
-    from edgekit.data.transforms import normalize
     from edgekit.stages.validate import runner_for
 
-    val = ctx.data.val
-    n = images or len(val)
-    x = normalize(val.images[:n], ctx.data.mean, ctx.data.std).numpy()
-    return float(evaluate(runner_for(entry, 1), x, val.labels[:n].numpy())["top1"])
+    return float(evaluate(runner_for(entry, 1), *val)["top1"])
 
 
-def _input_of(stage: str, new: list[ModelEntry], before: list[ModelEntry]) -> ModelEntry | None:
+def _input_of(stage: str, entry: ModelEntry, before: list[ModelEntry]) -> ModelEntry | None:
     """The model a stage started from: the latest earlier entry of the same format, or for export and
     quantize the torch model / fp32 ONNX they convert."""
-    fmt = new[0].format
-    wanted = {"export": "torch", "quantize": "onnx"}.get(stage, fmt)
+    wanted = {"export": "torch", "quantize": "onnx"}.get(stage, entry.format)
     candidates = [e for e in before if e.format == wanted and e.precision == "fp32"]
     return candidates[-1] if candidates else None
 
@@ -79,26 +75,29 @@ def check(stage: str, art: Artifact, before: list[str], cfg: GateConfig, ctx) ->
     stage_limit = cfg.stage_max_drop.get(stage)
     if not new or not (judged_overall or stage_limit is not None):
         return None
+    from edgekit.stages.validate import val_arrays
+
+    val = val_arrays(ctx, cfg.images)  # once per check, shared by every model it measures
     scores = art.info.setdefault("gate_top1", {})
     base = art.entries.get("baseline")
     if base is not None and "baseline" not in scores:
-        scores["baseline"] = top1(base, ctx, cfg.images)
+        scores["baseline"] = top1(base, val)
     earlier = [art.entries[n] for n in before]
     results, failures = {}, []
     for entry in new:
         if entry.name == "baseline.onnx":  # the baseline in another runtime, not a compression step
             continue
-        score = scores[entry.name] = top1(entry, ctx, cfg.images)
+        score = scores[entry.name] = top1(entry, val)
         row = {"top1": round(score, 4)}
         if judged_overall and entry.name != "baseline":
             row["drop_vs_baseline"] = round((scores["baseline"] - score) * 100, 2)
             if row["drop_vs_baseline"] > cfg.max_drop:
                 failures.append(f"{entry.name} is {row['drop_vs_baseline']:.2f} points below the baseline (gate.max_drop {cfg.max_drop})")
-        source = _input_of(stage, [entry], earlier)
+        source = _input_of(stage, entry, earlier)
         if stage_limit is not None and source is not None:
             ref = scores.get(source.name)
             if ref is None:
-                ref = scores[source.name] = top1(source, ctx, cfg.images)
+                ref = scores[source.name] = top1(source, val)
             row["input"] = source.name
             row["drop_vs_input"] = round((ref - score) * 100, 2)
             if row["drop_vs_input"] > stage_limit:

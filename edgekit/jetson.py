@@ -11,6 +11,8 @@ import subprocess
 from pathlib import Path
 from typing import Callable
 
+from edgekit.fileio import read_under
+
 Runner = Callable[[list[str]], str]
 
 LOCK_FIX = "sudo nvpmodel -m 0 && sudo jetson_clocks"
@@ -40,11 +42,7 @@ def _path(root: str | Path, path: str) -> Path:
     return Path(root) / path.lstrip("/")
 
 
-def _read(root: str | Path, path: str) -> str | None:
-    try:
-        return _path(root, path).read_text(errors="replace")
-    except OSError:
-        return None
+_read = read_under
 
 
 def model(root: str | Path = "/") -> str | None:

@@ -67,12 +67,11 @@ def read_yaml(path: str | Path) -> dict:
         raise EdgekitError(f"recipe {path} does not exist: give a path to a .yaml recipe, e.g. recipes/mobilenet_v3_fashion_mnist.yaml")
     try:
         tree = yaml.safe_load(path.read_text())
-    except yaml.constructor.ConstructorError as exc:  # e.g. !!python/object/apply: the safe loader builds plain data only
-        mark = exc.problem_mark
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise EdgekitError(f"{path}: YAML tag refused{where} ({exc.problem}): a recipe holds plain values only; remove the tag") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
+        if isinstance(exc, yaml.constructor.ConstructorError):  # e.g. !!python/object/apply: the safe loader builds plain data only
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise EdgekitError(f"{path}: YAML tag refused{where} ({exc.problem}): a recipe holds plain values only; remove the tag") from None
         line = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
         raise EdgekitError(f"{path}: invalid YAML at {line} ({exc.problem}): fix the syntax there") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

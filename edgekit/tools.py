@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +9,12 @@ import torch
 
 from edgekit.backends import evaluate, measure_latency, measure_throughput
 from edgekit.backends.ort import OrtRunner
+from edgekit.envinfo import usable_cores
 from edgekit.errors import EdgekitError
 
 
 def _threads(threads: int) -> int:
-    return threads or len(os.sched_getaffinity(0))
+    return threads or usable_cores()
 
 
 def _static_shape(runner: OrtRunner) -> tuple[int, ...]:

@@ -70,6 +70,21 @@ class GpuModel:
         else:
             self._enqueue(self.stream)
 
+    def _pass(self, events=None) -> None:
+        """Copy in, infer, copy out on the bound buffers, synchronized. With `events` (four CUDA events)
+        they are recorded around each step: before the copy in, the inference, the copy out, and after."""
+        s = self.stream
+        steps = (lambda: self.d_in.copy_(self.h_in, non_blocking=True), self._infer_once,
+                 lambda: self.h_out.copy_(self.d_out, non_blocking=True))
+        with self.torch.cuda.stream(s):
+            for i, step in enumerate(steps):
+                if events:
+                    events[i].record(s)
+                step()
+            if events:
+                events[-1].record(s)
+        s.synchronize()
+
     def run(self, x: np.ndarray) -> np.ndarray:
         """Logits for a float32 batch, split into chunks of at most `max_batch`."""
         outs = []
@@ -77,11 +92,7 @@ class GpuModel:
             chunk = x[start : start + self.max_batch]
             self._prepare(len(chunk))
             self.h_in.copy_(self.torch.from_numpy(np.ascontiguousarray(chunk)).to(self.h_in.dtype))
-            with self.torch.cuda.stream(self.stream):
-                self.d_in.copy_(self.h_in, non_blocking=True)
-                self._enqueue(self.stream)
-                self.h_out.copy_(self.d_out, non_blocking=True)
-            self.stream.synchronize()
+            self._pass()
             outs.append(self.h_out.float().numpy().copy())
         return np.concatenate(outs)
 
@@ -112,35 +123,18 @@ class GpuModel:
             raise ValueError(f"batch {batch} is above this model's max batch {self.max_batch}")
         self._prepare(batch)
         self.h_in.copy_(torch.randn(self.h_in.shape).to(self.h_in.dtype))
-        s = self.stream
-
-        def iteration(events=None):
-            with torch.cuda.stream(s):
-                if events:
-                    events[0].record(s)
-                self.d_in.copy_(self.h_in, non_blocking=True)
-                if events:
-                    events[1].record(s)
-                self._infer_once()
-                if events:
-                    events[2].record(s)
-                self.h_out.copy_(self.d_out, non_blocking=True)
-                if events:
-                    events[3].record(s)
-            s.synchronize()
-
         end = time.perf_counter() + warmup_s
         while time.perf_counter() < end:
-            iteration()
+            self._pass()
         if cuda_graph:
             cuda_graph = self._capture()
-            iteration()
+            self._pass()
         e2e, compute, h2d, d2h = [], [], [], []
         events = [torch.cuda.Event(enable_timing=True) for _ in range(4)]
         start = time.perf_counter()
         while len(e2e) < min_runs or time.perf_counter() - start < min_s:
             t0 = time.perf_counter()
-            iteration(events)
+            self._pass(events)
             e2e.append(time.perf_counter() - t0)
             h2d.append(events[0].elapsed_time(events[1]))
             compute.append(events[1].elapsed_time(events[2]))

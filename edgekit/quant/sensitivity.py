@@ -20,12 +20,12 @@ trusted for the choice.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from edgekit.envinfo import usable_cores
 from edgekit.progress import Progress
 from edgekit.quant.ptq import WEIGHTED_OPS
 
@@ -38,7 +38,7 @@ def session(model, threads: int = 0, optimize: bool = True):
     opts = ort.SessionOptions()
     if not optimize:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    opts.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+    opts.intra_op_num_threads = threads or usable_cores()
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     data = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)

@@ -6,16 +6,19 @@ figures: end-to-end versus GPU compute time, copies, throughput (edgekit.backend
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from typing import Literal
+
+import numpy as np
 
 from edgekit.artifact import Artifact, ModelEntry
 from edgekit.backends import evaluate, measure_interleaved, throughput_of
 from edgekit.metrics import latency_stats
 from edgekit.config import ranged
 from edgekit.data.transforms import normalize
+from edgekit.envinfo import usable_cores
 from edgekit.fileio import size_mb
+from edgekit.stages.build import TENSORRT_TARGETS
 
 NAME = "validate"
 SECTION = "validate"
@@ -51,7 +54,14 @@ def skip(art, cfg: Config, ctx) -> str | None:
 
 
 def threads_of(cfg: Config) -> int:
-    return cfg.threads or len(os.sched_getaffinity(0))
+    return cfg.threads or usable_cores()
+
+
+def val_arrays(ctx, limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The first `limit` validation images (0 = all), normalized as the models expect, and their labels."""
+    val = ctx.data.val
+    n = limit or len(val)
+    return normalize(val.images[:n], ctx.data.mean, ctx.data.std).numpy(), val.labels[:n].numpy()
 
 
 def runner_for(entry: ModelEntry, threads: int):
@@ -106,12 +116,10 @@ def cuda_entries(art: Artifact, cfg: Config, input_size) -> list[tuple[ModelEntr
 
 
 def run(art: Artifact, cfg: Config, ctx) -> dict:
-    val = ctx.data.val
-    n = cfg.val_images or len(val)
-    images = normalize(val.images[:n], ctx.data.mean, ctx.data.std).numpy()
-    labels = val.labels[:n].numpy()
+    images, labels = val_arrays(ctx, cfg.val_images)
+    n = len(images)
     threads = threads_of(cfg)
-    tensorrt_target = ctx.recipe.quantize.target in ("tensorrt", "jetson")
+    tensorrt_target = ctx.recipe.quantize.target in TENSORRT_TARGETS
     pairs = ([(e, runner_for(e, threads)) for e in art.entries.values()] + cuda_entries(art, cfg, ctx.data.input_size)
              + ort_gpu_entries(art, cfg, threads, tensorrt_target))
     entries, runners = [p[0] for p in pairs], [p[1] for p in pairs]

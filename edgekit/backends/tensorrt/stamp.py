@@ -63,7 +63,7 @@ def write_stamp(engine: Path, stamp: dict) -> Path:
 
 def read_stamp(engine: Path) -> dict:
     path = stamp_path(engine)
-    rebuild = f"rebuild it from its ONNX file with `edgekit build <model.onnx>` on this machine"
+    rebuild = "rebuild it from its ONNX file with `edgekit build <model.onnx>` on this machine"
     if not path.is_file():
         raise EdgekitError(f"engine {engine} has no stamp {path.name}: edgekit cannot tell what it was built for; {rebuild}")
     try:
