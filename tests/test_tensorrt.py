@@ -274,7 +274,6 @@ def test_real_engine_matches_onnxruntime(tmp_path):
 
 def test_validate_adds_onnxruntime_gpu_provider_rows_when_the_build_has_them(monkeypatch, tmp_path):
     """The same ONNX file through the CUDA / TensorRT providers, via the same runner (providers faked)."""
-    from types import SimpleNamespace
 
     from edgekit.artifact import Artifact, ModelEntry
     from edgekit.backends import ort
