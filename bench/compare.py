@@ -5,6 +5,7 @@ plus bench/results/RESULTS.md.
     python bench/compare.py                                     # the full comparison (long: see README)
     python bench/compare.py --quick --models mobilenet_v3       # smoke run on the shipped slice
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,9 +18,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `bench` importable from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import baseline, peers, table  # noqa: E402
-from bench.timing import QUICK_TIMING, Timing, measure  # noqa: E402
-from edgekit.errors import EdgekitError  # noqa: E402
+from bench import baseline, peers, table
+from bench.timing import QUICK_TIMING, Timing, measure
+from edgekit.artifact import Role
+from edgekit.errors import EdgekitError
 
 
 class Steps:
@@ -61,8 +63,10 @@ def versions() -> str:
         import nncf
 
         nncf_version = nncf.__version__
-    return (f"edgekit {__version__}, torch {torch.__version__}, torch-pruning {torch_pruning.__version__}, "
-            f"onnxruntime {onnxruntime.__version__}, nncf {nncf_version}; CPU {cpu_model()}")
+    return (
+        f"edgekit {__version__}, torch {torch.__version__}, torch-pruning {torch_pruning.__version__}, "
+        f"onnxruntime {onnxruntime.__version__}, nncf {nncf_version}; CPU {cpu_model()}"
+    )
 
 
 def bench_model(model: str, args, sets: dict, timing: Timing) -> Path:
@@ -85,27 +89,34 @@ def bench_model(model: str, args, sets: dict, timing: Timing) -> Path:
     info["baseline-fp32"] = {"macs": base_macs, "seconds": 0.0}
 
     step("edgekit: default pipeline (prune + distill + export + int8) from the baseline weights")
-    ek_recipe = baseline.recipe_for(model, args.data, args.quick, sets,
-                                    **{"model.weights": str(ckpt), "run.output": str(work / "edgekit")})
+    ek_recipe = baseline.recipe_for(
+        model, args.data, args.quick, sets, **{"model.weights": str(ckpt), "run.output": str(work / "edgekit")}
+    )
     run_dir = ""
     try:
         art = run_edgekit(ek_recipe)
         run_dir = str(art.run_dir)
-        int8, fp32 = art.entries["model.int8.onnx"], art.entries["model.onnx"]
+        int8, fp32 = art[Role.INT8_ONNX], art[Role.ONNX]
         files["edgekit"] = int8.path
         info["edgekit"] = {"macs": int8.macs, "seconds": stage_seconds(art, ("validate",))}
         files["edgekit-fp32"] = fp32.path
         info["edgekit-fp32"] = {"macs": fp32.macs, "seconds": stage_seconds(art, ("validate", "quantize"))}
-    except Exception as exc:  # noqa: BLE001 - the row says what failed; the peers still run
+    except Exception as exc:  # any failure: the row says what failed; the peers still run
         traceback.print_exc()
         info["edgekit"] = {"error": _error(exc)}
 
     jobs = {
         "torch-pruning": lambda: peers.torch_pruning(
-            base_model, data, recipe.prune.ratio, recipe.distill,
-            lambda m, p: baseline.export_onnx(m, data, recipe, p), work / "torch_pruning.onnx"),
+            base_model,
+            data,
+            recipe.prune.ratio,
+            recipe.distill,
+            lambda m, p: baseline.export_onnx(m, data, recipe, p),
+            work / "torch_pruning.onnx",
+        ),
         "ort-quantize-static": lambda: peers.ort_quantize_static(
-            files["baseline-fp32"], calib, recipe.quantize.calib_batch, base_macs, work / "ort_quantize_static.onnx"),
+            files["baseline-fp32"], calib, recipe.quantize.calib_batch, base_macs, work / "ort_quantize_static.onnx"
+        ),
         "nncf": lambda: peers.nncf_ptq(files["baseline-fp32"], calib, base_macs, work / "nncf.onnx"),
     }
     for method, job in jobs.items():
@@ -119,7 +130,10 @@ def bench_model(model: str, args, sets: dict, timing: Timing) -> Path:
             info[method] = {"error": _error(exc)}
             step(f"{method} failed: {info[method]['error']}")
 
-    step(f"measure {len(files)} ONNX files: accuracy on {len(data.val)} validation images, then timing in {timing.rounds} interleaved rounds")
+    step(
+        f"measure {len(files)} ONNX files: accuracy on {len(data.val)} validation images, then timing in "
+        f"{timing.rounds} interleaved rounds"
+    )
     images, labels = baseline.validation_set(data)
     measured = measure(files, images, labels, timing)
     from edgekit.fileio import size_mb
@@ -131,14 +145,21 @@ def bench_model(model: str, args, sets: dict, timing: Timing) -> Path:
         if "error" in info[method]:
             rows.append(table.row(method, error=info[method]["error"]))
             continue
-        rows.append(table.row(method, **measured[method], macs=info[method]["macs"],
-                              size_mb=round(size_mb(files[method]), 3), seconds=round(info[method]["seconds"], 1)))
+        rows.append(
+            table.row(
+                method,
+                **measured[method],
+                macs=info[method]["macs"],
+                size_mb=round(size_mb(files[method]), 3),
+                seconds=round(info[method]["seconds"], 1),
+            )
+        )
     res = table.result(model, data_name, measured["baseline-fp32"]["top1"], rows)
     meta = {
         "baseline": _baseline_text(recipe, train_stats, ckpt),
         "setup": f"{versions()}; {timing.threads} intra-op thread, {timing.rounds} rounds, >= {timing.min_seconds}s "
-                 f"per row and batch size; {len(calib)} calibration images (seeded, training split) for every int8 row; "
-                 f"{len(data.val)} validation images",
+        f"per row and batch size; {len(calib)} calibration images (seeded, training split) for every int8 row; "
+        f"{len(data.val)} validation images",
         "notes": _notes(model, recipe, run_dir, len(calib)),
         "edgekit_run": run_dir,
         "train": train_stats,
@@ -152,7 +173,11 @@ def bench_model(model: str, args, sets: dict, timing: Timing) -> Path:
 
 def _baseline_text(recipe, stats: dict, ckpt: Path) -> str:
     t = recipe.train
-    how = "reused from edgekit's baseline cache" if stats.get("cached") else f"trained here in {stats.get('seconds', 0):,.0f}s"
+    how = (
+        "reused from edgekit's baseline cache"
+        if stats.get("cached")
+        else f"trained here in {stats.get('seconds', 0):,.0f}s"
+    )
     return f"edgekit train stage, {t.epochs} epochs, {t.optimizer} lr {t.lr}, {how}"
 
 
@@ -161,15 +186,20 @@ def _notes(model: str, recipe, run_dir: str, n_calib: int) -> list[str]:
     budget = f"{d.epochs} epochs, {d.optimizer} lr {d.lr}, batch {d.batch_size}"
     return [
         f"edgekit: `edgekit compress {model} --prune {recipe.prune.ratio} --int8 --weights <baseline>`"
-        f" (recipe: {baseline.recipe_source(model)}): prune {recipe.prune.ratio} ({recipe.prune.importance}, round_to {recipe.prune.round_to}), "
-        f"KD {budget} (T {d.temperature}, alpha {d.alpha}), int8 {q.calibration} on {n_calib} images; seconds = its stages "
+        f" (recipe: {baseline.recipe_source(model)}): prune {recipe.prune.ratio} ({recipe.prune.importance}, round_to "
+        f"{recipe.prune.round_to}), "
+        f"KD {budget} (T {d.temperature}, alpha {d.alpha}), int8 {q.calibration} on {n_calib} images; seconds = its "
+        "stages "
         f"without validate. Run folder: {run_dir or 'n/a'}",
         "edgekit-fp32: the same run's model.onnx (pruned + distilled, before int8); seconds without quantize",
-        f"torch-pruning: MagnitudePruner(GroupMagnitudeImportance(), pruning_ratio={recipe.prune.ratio}, classifier ignored, "
+        f"torch-pruning: MagnitudePruner(GroupMagnitudeImportance(), pruning_ratio={recipe.prune.ratio}, classifier "
+        "ignored, "
         f"no round_to), fine-tuned with cross-entropy for the same budget ({budget}), fp32 ONNX",
-        "ort-quantize-static: quantize_static(baseline.onnx, out, reader) with every argument at its default (QDQ, S8S8, "
+        "ort-quantize-static: quantize_static(baseline.onnx, out, reader) with every argument at its default (QDQ, "
+        "S8S8, "
         "per-tensor, MinMax)",
-        "nncf: nncf.quantize(onnx_model, nncf.Dataset(one image per item), subset_size=<calibration images>), NNCF defaults otherwise",
+        "nncf: nncf.quantize(onnx_model, nncf.Dataset(one image per item), subset_size=<calibration images>), NNCF "
+        "defaults otherwise",
         "baseline-fp32: the trained baseline exported to ONNX (every ONNX file here is written by edgekit's exporter: "
         "TorchScript export + onnxsim)",
     ]
@@ -188,16 +218,36 @@ def _sets(items: list[str]) -> dict:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="bench/compare.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="mobilenet_v3,shufflenet_v2_x1_0", help="comma-separated zoo models (default mobilenet_v3,shufflenet_v2_x1_0)")
+    p = argparse.ArgumentParser(
+        prog="bench/compare.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--models",
+        default="mobilenet_v3,shufflenet_v2_x1_0",
+        help="comma-separated zoo models (default mobilenet_v3,shufflenet_v2_x1_0)",
+    )
     p.add_argument("--data", default="fashion_mnist", help="data set (default fashion_mnist, edgekit's default)")
-    p.add_argument("--quick", action="store_true", help="smoke run: the shipped 1,500-image slice, 1 epoch, 64 calibration images, token timing")
-    p.add_argument("--out", help="folder for the result files (default bench/results, bench/results/quick with --quick)")
-    p.add_argument("--work", default="artifacts/bench", help="folder for the models each row makes (default artifacts/bench)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: the shipped 1,500-image slice, 1 epoch, 64 calibration images, token timing",
+    )
+    p.add_argument(
+        "--out", help="folder for the result files (default bench/results, bench/results/quick with --quick)"
+    )
+    p.add_argument(
+        "--work", default="artifacts/bench", help="folder for the models each row makes (default artifacts/bench)"
+    )
     p.add_argument("--rounds", type=int, help="interleaved timing rounds (default 10)")
     p.add_argument("--min-seconds", type=float, help="minimum timed seconds per row and batch size (default 5)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override an edgekit recipe value for every model (the peers' fine-tuning budget follows distill.*)")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an edgekit recipe value for every model (the peers' fine-tuning budget follows distill.*)",
+    )
     args = p.parse_args(argv)
     args.out = args.out or str(baseline.REPO / "bench" / "results" / ("quick" if args.quick else ""))
     return args

@@ -6,6 +6,7 @@ folder, and compare its final accuracy with an uninterrupted run of the same rec
 
 Prints what the resumed run redid and a table of top-1 (resumed vs uninterrupted); exits 1 when the
 resumed run retrained the baseline, redid a finished stage, or differs by more than --tolerance points."""
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,15 @@ def edgekit(args: list[str], log: Path) -> tuple[int, str]:
 
 def start_and_kill(out: Path, marker: str) -> Path:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "edgekit", *DEMO, "--output", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgekit", *DEMO, "--output", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None  # stdout=PIPE
     start = time.perf_counter()
     for line in proc.stdout:
         print("  | " + line.rstrip())
@@ -58,7 +66,10 @@ def main() -> int:
     killed_out.mkdir(parents=True)
     run = start_and_kill(killed_out, args.kill_at)
     finished = [s["name"] for s in json.loads((run / "manifest.json").read_text())["stages"]]
-    print(f"stages finished before the kill: {finished}; epoch checkpoint present: {(run / '.distill.epoch.pt').is_file()}")
+    print(
+        f"stages finished before the kill: {finished}; epoch checkpoint present: "
+        f"{(run / '.distill.epoch.pt').is_file()}"
+    )
     start = time.perf_counter()
     rc, log = edgekit(["run", "--resume", str(run)], root / "resume.log")
     print(f"resume: exit {rc} in {time.perf_counter() - start:.0f} s; log {root / 'resume.log'}")
@@ -81,7 +92,10 @@ def main() -> int:
     for name, value in got.items():
         r = ref.get(name)
         delta = (value - r) * 100 if r is not None else None
-        print(f"| {name} | {value * 100:.2f}% | {'' if r is None else f'{r * 100:.2f}%'} | {'' if delta is None else f'{delta:+.2f}'} |")
+        print(
+            f"| {name} | {value * 100:.2f}% | {'' if r is None else f'{r * 100:.2f}%'} | "
+            f"{'' if delta is None else f'{delta:+.2f}'} |"
+        )
         if delta is not None and abs(delta) > args.tolerance:
             problems.append(f"{name} differs by {delta:+.2f} points")
     print("\nPASS" if not problems else "\nFAIL: " + "; ".join(problems))

@@ -3,6 +3,7 @@
 Each function returns a `Made` (the ONNX file, MACs per image, wall seconds) or raises; compare.py turns
 an exception into a row with an `error` field. The baseline and the calibration images are the same
 ones edgekit's row gets."""
+
 from __future__ import annotations
 
 import copy
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from edgekit.metrics import count_macs
 from edgekit.progress import Progress
 from edgekit.training import OptimConfig, fit
+from edgekit.zoo.layers import ClassifierMixin
 
 
 @dataclass
@@ -35,9 +37,13 @@ def torch_pruning(baseline: torch.nn.Module, data, ratio: float, budget: OptimCo
 
     start = time.perf_counter()
     model = copy.deepcopy(baseline).eval()
+    assert isinstance(model, ClassifierMixin)  # a zoo model: get_classifier() names the layer to keep
     pruner = tp.pruner.MagnitudePruner(
-        model, torch.zeros(1, *data.input_size), importance=tp.importance.GroupMagnitudeImportance(),
-        pruning_ratio=ratio, ignored_layers=[model.get_classifier()],
+        model,
+        torch.zeros(1, *data.input_size),
+        importance=tp.importance.GroupMagnitudeImportance(),
+        pruning_ratio=ratio,
+        ignored_layers=[model.get_classifier()],
     )
     pruner.step()
     if budget.epochs:

@@ -1,5 +1,6 @@
 """The result files: <model>_<data>.json (the fixed schema), a .meta.json beside it (how it was made),
 the two bars, and RESULTS.md rebuilt from every result in the folder. All written atomically."""
+
 from __future__ import annotations
 
 import json
@@ -63,17 +64,36 @@ def bars(res: dict) -> list[dict]:
         out.append({"bar": "accuracy", "passed": False, "detail": "no peer row to compare with"})
     else:
         gap = (ek["top1"] - best["top1"]) * 100
-        out.append({"bar": "accuracy", "passed": gap >= -TIE * 100,
-                    "detail": f"edgekit {ek['top1']:.2%} vs best peer {best['method']} {best['top1']:.2%} ({gap:+.2f} points; ties within 0.2)"})
+        out.append(
+            {
+                "bar": "accuracy",
+                "passed": gap >= -TIE * 100,
+                "detail": (
+                    f"edgekit {ek['top1']:.2%} vs best peer {best['method']} {best['top1']:.2%} "
+                    f"({gap:+.2f} points; ties within 0.2)"
+                ),
+            }
+        )
     slower_acc = [r for r in peers if r["top1"] <= ek["top1"] + TIE]
     fastest = max(slower_acc, key=lambda r: r["throughput_ips"], default=None)
     if fastest is None:
-        out.append({"bar": "speed @32", "passed": True, "detail": "no peer row is as accurate as or less accurate than edgekit's, nothing to beat"})
+        out.append(
+            {
+                "bar": "speed @32",
+                "passed": True,
+                "detail": "no peer row is as accurate as or less accurate than edgekit's, nothing to beat",
+            }
+        )
     else:
         ratio = ek["throughput_ips"] / fastest["throughput_ips"]
-        out.append({"bar": "speed @32", "passed": ratio >= 1.0,
-                    "detail": f"edgekit {ek['throughput_ips']:,.0f} img/s vs fastest peer of equal or lower accuracy "
-                              f"{fastest['method']} {fastest['throughput_ips']:,.0f} img/s (x{ratio:.2f})"})
+        out.append(
+            {
+                "bar": "speed @32",
+                "passed": ratio >= 1.0,
+                "detail": f"edgekit {ek['throughput_ips']:,.0f} img/s vs fastest peer of equal or lower accuracy "
+                f"{fastest['method']} {fastest['throughput_ips']:,.0f} img/s (x{ratio:.2f})",
+            }
+        )
     failed = [m for m in PEERS if m not in rows]
     if failed:
         out.append({"bar": "note", "passed": None, "detail": f"left out of the bars (row failed): {', '.join(failed)}"})
@@ -86,17 +106,24 @@ def _fmt(v, spec: str) -> str:
 
 def markdown(res: dict, meta: dict) -> str:
     base = res["baseline_top1"]
-    lines = [f"## {res['model']} on {res['data']}", "",
-             f"Baseline top-1 {base:.2%} ({meta.get('baseline', '')}).", "",
-             "| method | top-1 | Δ top-1 (points) | MACs | size MB | p50 ms @1 | img/s @32 | seconds |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"## {res['model']} on {res['data']}",
+        "",
+        f"Baseline top-1 {base:.2%} ({meta.get('baseline', '')}).",
+        "",
+        "| method | top-1 | Δ top-1 (points) | MACs | size MB | p50 ms @1 | img/s @32 | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in res["rows"]:
         if r.get("error"):
             lines.append(f"| {r['method']} | failed: {r['error']} | | | | | | |")
             continue
         drop = (r["top1"] - base) * 100
-        lines.append(f"| {r['method']} | {r['top1']:.2%} | {drop:+.2f} | {r['macs'] / 1e6:,.2f}M | {_fmt(r['size_mb'], '.3f')} | "
-                     f"{_fmt(r['latency_ms_p50'], '.3f')} | {_fmt(r['throughput_ips'], ',.0f')} | {_fmt(r['seconds'], ',.1f')} |")
+        lines.append(
+            f"| {r['method']} | {r['top1']:.2%} | {drop:+.2f} | {r['macs'] / 1e6:,.2f}M | {_fmt(r['size_mb'], '.3f')} "
+            "| "
+            f"{_fmt(r['latency_ms_p50'], '.3f')} | {_fmt(r['throughput_ips'], ',.0f')} | {_fmt(r['seconds'], ',.1f')} |"
+        )
     lines += ["", "Bars:"]
     for b in meta.get("bars") or bars(res):  # a result may carry its own bars (bench/rescue.py)
         mark = {True: "PASS", False: "MISS", None: "note"}[b["passed"]]
@@ -116,11 +143,15 @@ def write(out: Path, res: dict, meta: dict) -> Path:
 
 def write_summary(out: Path) -> Path:
     """RESULTS.md from every result in `out`, so one model's run keeps the other's table."""
-    parts = ["# edgekit against the peers' defaults", "",
-             "Made by `python bench/compare.py` (see bench/README.md). top-1 on the whole validation split; "
-             "latency and throughput in ONNX Runtime on the CPU, one intra-op thread, all rows of a model "
-             "timed in the same interleaved rounds. `seconds`: wall time of the compression work from the "
-             "trained baseline (baseline training and the final measurements left out).", ""]
+    parts = [
+        "# edgekit against the peers' defaults",
+        "",
+        "Made by `python bench/compare.py` (see bench/README.md). top-1 on the whole validation split; "
+        "latency and throughput in ONNX Runtime on the CPU, one intra-op thread, all rows of a model "
+        "timed in the same interleaved rounds. `seconds`: wall time of the compression work from the "
+        "trained baseline (baseline training and the final measurements left out).",
+        "",
+    ]
     for path in sorted(out.glob("*.json")):
         if path.name.endswith(".meta.json"):
             continue

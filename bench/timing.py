@@ -1,14 +1,17 @@
 """Accuracy and speed of every row's ONNX file, measured the same way: ONNX Runtime on the CPU, one
 intra-op thread, the whole validation split, and all rows of a model timed in the same interleaved
 rounds (edgekit.backends.measure_interleaved) so machine drift does not favour one row."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from edgekit.backends import evaluate, measure_interleaved, throughput_of
+from edgekit.backends.base import Runner
 from edgekit.backends.ort import OrtRunner
 from edgekit.metrics import latency_stats
 
@@ -29,12 +32,16 @@ QUICK_TIMING = Timing(rounds=1, warmup_s=0.0, min_seconds=0.0, min_runs=2)
 def measure(files: dict[str, Path], images: np.ndarray, labels: np.ndarray, t: Timing) -> dict[str, dict]:
     """{name: {top1, latency_ms_p50, throughput_ips}} for each ONNX file."""
     names = list(files)
-    runners = [OrtRunner(files[n], t.threads) for n in names]
-    accs = [evaluate(r, images, labels, label=f"evaluate {n}")["top1"] for n, r in zip(names, runners)]
-    common = dict(rounds=t.rounds, warmup_s=t.warmup_s, min_s=t.min_seconds)
-    lat = measure_interleaved(runners, images, 1, min_runs=t.min_runs, label="latency @1", **common)
-    big = measure_interleaved(runners, images, t.batch, min_runs=max(1, t.min_runs // 5), label=f"throughput @{t.batch}", **common)
+    runners: list[Runner] = [OrtRunner(files[n], t.threads) for n in names]
+    accs = [evaluate(r, images, labels, label=f"evaluate {n}")["top1"] for n, r in zip(names, runners, strict=True)]
+    timed = partial(measure_interleaved, runners, images, rounds=t.rounds, warmup_s=t.warmup_s, min_s=t.min_seconds)
+    lat = timed(1, min_runs=t.min_runs, label="latency @1")
+    big = timed(t.batch, min_runs=max(1, t.min_runs // 5), label=f"throughput @{t.batch}")
     return {
-        n: {"top1": round(float(a), 4), "latency_ms_p50": latency_stats(l)["p50"], "throughput_ips": throughput_of(b, t.batch)}
-        for n, a, l, b in zip(names, accs, lat, big)
+        n: {
+            "top1": round(float(acc), 4),
+            "latency_ms_p50": latency_stats(one)["p50"],
+            "throughput_ips": throughput_of(batch, t.batch),
+        }
+        for n, acc, one, batch in zip(names, accs, lat, big, strict=True)
     }

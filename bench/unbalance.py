@@ -9,6 +9,7 @@ real networks (Nagel et al., "Data-Free Quantization", 2019): per-tensor activat
 the small channels and int8 breaks in a few layers while the rest of the network quantizes well.
 Models without such blocks get the same treatment on Conv -> Relu -> Conv pairs.
 That is the case sensitivity-driven mixed precision is for; the fp32 model is checked to be the same."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,7 @@
 """Where training runs and in which precision: device choice ("auto" | "cpu" | "cuda") and mixed
 precision on CUDA (bf16 where the GPU has it, else fp16 with a GradScaler). On CPU training stays fp32:
 CPU autocast would change results and is slower than fp32 for these small convolutions."""
+
 from __future__ import annotations
 
 import contextlib
@@ -11,12 +12,15 @@ from edgekit.errors import EdgekitError
 
 
 def resolve_device(choice: str) -> torch.device:
-    """"auto" is CUDA when PyTorch sees a GPU, else CPU; "cuda" without a GPU is an error, not a fallback."""
+    """ "auto" is CUDA when PyTorch sees a GPU, else CPU; "cuda" without a GPU is an error, not a fallback."""
     if choice == "cpu":
         return torch.device("cpu")
     available = torch.cuda.is_available()
     if choice == "cuda" and not available:
-        raise EdgekitError(f"device 'cuda' was asked for but PyTorch {torch.__version__} sees no CUDA GPU: set train.device / distill.device to auto or cpu, or install a CUDA build of torch")
+        raise EdgekitError(
+            f"device 'cuda' was asked for but PyTorch {torch.__version__} sees no CUDA GPU: set train.device / "
+            "distill.device to auto or cpu, or install a CUDA build of torch"
+        )
     return torch.device("cuda" if available else "cpu")
 
 
@@ -32,7 +36,10 @@ def amp_dtype(mode: str, device_type: str, bf16_supported: bool | None = None) -
     if bf16_supported is None:
         bf16_supported = torch.cuda.is_bf16_supported()
     if mode == "bf16" and not bf16_supported:
-        raise EdgekitError("amp 'bf16' was asked for but this GPU does not support bfloat16: set train.amp / distill.amp to fp16 or auto")
+        raise EdgekitError(
+            "amp 'bf16' was asked for but this GPU does not support bfloat16: set train.amp / distill.amp to fp16 or "
+            "auto"
+        )
     return torch.bfloat16 if bf16_supported else torch.float16
 
 

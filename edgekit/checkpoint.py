@@ -1,5 +1,6 @@
 """Checkpoints are plain state_dicts, loaded with `weights_only=True`. A pruned model's checkpoint
 loads into the unpruned architecture: modules are resized to the shapes the checkpoint holds."""
+
 from __future__ import annotations
 
 import pickle
@@ -33,18 +34,31 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("Weights only load failed")]
         detail = next((ln for ln in lines if "global" in ln.lower()), lines[0] if lines else "")
         if "global" in detail.lower():
-            raise EdgekitError(f"{path} needs code execution to load and was refused by weights_only ({detail[:120]}): save a plain state_dict with torch.save(model.state_dict(), path)") from None
-        raise EdgekitError(f"{path} is not a readable PyTorch checkpoint ({_why_unreadable(path, detail[:120] or 'bad pickle data')}): give a file written by torch.save(model.state_dict(), path)") from None
+            raise EdgekitError(
+                f"{path} needs code execution to load and was refused by weights_only ({detail[:120]}): save a plain "
+                "state_dict with torch.save(model.state_dict(), path)"
+            ) from None
+        raise EdgekitError(
+            f"{path} is not a readable PyTorch checkpoint "
+            f"({_why_unreadable(path, detail[:120] or 'bad pickle data')}): give a file written by "
+            "torch.save(model.state_dict(), path)"
+        ) from None
     except Exception as exc:  # torch raises many types (KeyError, EOFError, RuntimeError...) for non-checkpoints
         first = str(exc).strip().splitlines()[0].split(". ")[0][:120] if str(exc).strip() else type(exc).__name__
-        raise EdgekitError(f"{path} is not a readable PyTorch checkpoint ({_why_unreadable(path, first)}): give a file written by torch.save(model.state_dict(), path)") from None
+        raise EdgekitError(
+            f"{path} is not a readable PyTorch checkpoint ({_why_unreadable(path, first)}): give a file written by "
+            "torch.save(model.state_dict(), path)"
+        ) from None
     if isinstance(obj, dict):
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
                 break
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise EdgekitError(f"{path} holds no state_dict (a mapping of parameter names to tensors): save it with torch.save(model.state_dict(), path)")
+        raise EdgekitError(
+            f"{path} holds no state_dict (a mapping of parameter names to tensors): save it with "
+            "torch.save(model.state_dict(), path)"
+        )
     return obj
 
 
@@ -96,13 +110,21 @@ def load_weights(model: nn.Module, path: str | Path, model_name: str, input_size
         missing = [k for k in model.state_dict() if k not in state]
         unexpected = [k for k in state if k not in model.state_dict()]
         detail = (
-            f"{len(missing)} missing keys (e.g. {missing[0]})" if missing
-            else f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})" if unexpected
+            f"{len(missing)} missing keys (e.g. {missing[0]})"
+            if missing
+            else f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})"
+            if unexpected
             else str(exc).splitlines()[-1].strip()[:160]
         )
-        raise EdgekitError(f"checkpoint {path} does not match model {model_name} with this data's classes and channels ({detail}): give weights saved from the same architecture") from None
+        raise EdgekitError(
+            f"checkpoint {path} does not match model {model_name} with this data's classes and channels ({detail}): "
+            "give weights saved from the same architecture"
+        ) from None
     try:
         with torch.no_grad():
             model.eval()(torch.zeros(1, *input_size))
     except RuntimeError as exc:
-        raise EdgekitError(f"checkpoint {path} loads into {model_name} but the model no longer runs on {tuple(input_size)} inputs ({str(exc).splitlines()[0][:120]}): give weights saved from the same architecture and input channels") from None
+        raise EdgekitError(
+            f"checkpoint {path} loads into {model_name} but the model no longer runs on {tuple(input_size)} inputs "
+            f"({str(exc).splitlines()[0][:120]}): give weights saved from the same architecture and input channels"
+        ) from None

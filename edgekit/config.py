@@ -1,6 +1,7 @@
 """Strict config dataclasses: unknown keys, wrong types and out-of-range values are rejected with the
 key, the bad value and what is allowed. A stage's config is a dataclass beside its code; range rules are
 declared with `field(metadata={"range": (lo, hi, hi_inclusive)})` or a `Literal[...]` type."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,7 +43,9 @@ def build(cls, values: dict[str, Any] | None, where: str):
     """Build dataclass `cls` from a mapping, validating keys, types and ranges. `where` names the section."""
     values = {} if values is None else values
     if not isinstance(values, dict):
-        raise EdgekitError(f"{where} must be a mapping of keys to values, got {type(values).__name__}: write it as `key: value` lines")
+        raise EdgekitError(
+            f"{where} must be a mapping of keys to values, got {type(values).__name__}: write it as `key: value` lines"
+        )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in values if k not in fields]

@@ -2,6 +2,7 @@
 execution providers, GPU, CPU, OS, and on a Jetson the L4T release, power mode and clock locking.
 Nothing is required: what is missing is reported as 'unavailable (reason)' and the command still
 succeeds, because its job is to say what is missing."""
+
 from __future__ import annotations
 
 import os
@@ -25,14 +26,16 @@ def collect(root: str | Path = "/", run: jetson.Runner = jetson.run_command) -> 
     info = envinfo.collect(root=root)
     info.pop("threads")  # a property of a run, not of the machine
     jet = jetson.probe(root, run)
-    info.update({
-        "onnxruntime_providers": _providers(),
-        "cpu_cores_total": os.cpu_count(),
-        "os": envinfo.os_name(root),
-        "machine": platform.machine(),
-        "jetson": jet,
-        "warnings": jetson.warnings(jet),
-    })
+    info.update(
+        {
+            "onnxruntime_providers": _providers(),
+            "cpu_cores_total": os.cpu_count(),
+            "os": envinfo.os_name(root),
+            "machine": platform.machine(),
+            "jetson": jet,
+            "warnings": jetson.warnings(jet),
+        }
+    )
     return info
 
 
@@ -45,14 +48,18 @@ def format_text(info: dict) -> str:
         f"cuda: {info['cuda']}",
         f"cudnn: {info['cudnn']}",
         f"onnx: {info['onnx']}",
-        f"onnxruntime: {info['onnxruntime']} (providers: {', '.join(providers) if isinstance(providers, list) else providers})",
+        f"onnxruntime: {info['onnxruntime']} (providers: "
+        f"{', '.join(providers) if isinstance(providers, list) else providers})",
         f"onnxsim: {info['onnxsim']}",
         f"torch-pruning: {info['torch_pruning']}",
         f"tensorrt: {info['tensorrt']}",
     ]
     if info["gpus"]:
-        lines += [f"gpu {i}: {g['name']}, compute capability {g['compute_capability']}, {g['memory_gib']} GiB"
-                  + (f", driver {g['driver']}" if g["driver"] else "") for i, g in enumerate(info["gpus"])]
+        lines += [
+            f"gpu {i}: {g['name']}, compute capability {g['compute_capability']}, {g['memory_gib']} GiB"
+            + (f", driver {g['driver']}" if g["driver"] else "")
+            for i, g in enumerate(info["gpus"])
+        ]
     else:
         lines.append(f"gpu: {info['gpu']}")
     lines += [

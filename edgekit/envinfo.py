@@ -1,5 +1,6 @@
 """Versions and hardware that a latency figure depends on: report.json's `env` and `edgekit doctor`.
 Nothing here fails: whatever cannot be read becomes 'unavailable (reason)'."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,12 @@ from edgekit.fileio import read_under
 # ARM /proc/cpuinfo has no "model name", only implementer and part numbers; these are the Jetson cores
 # (A57: Nano/TX1/TX2, Carmel: Xavier, A78AE: Orin) and common ARM servers.
 _ARM_CORES = {
-    ("0x41", "0xd07"): "ARM Cortex-A57", ("0x41", "0xd08"): "ARM Cortex-A72", ("0x4e", "0x004"): "NVIDIA Carmel",
-    ("0x41", "0xd42"): "ARM Cortex-A78AE", ("0x41", "0xd0c"): "ARM Neoverse-N1", ("0x41", "0xd4f"): "ARM Neoverse-V2",
+    ("0x41", "0xd07"): "ARM Cortex-A57",
+    ("0x41", "0xd08"): "ARM Cortex-A72",
+    ("0x4e", "0x004"): "NVIDIA Carmel",
+    ("0x41", "0xd42"): "ARM Cortex-A78AE",
+    ("0x41", "0xd0c"): "ARM Neoverse-N1",
+    ("0x41", "0xd4f"): "ARM Neoverse-V2",
 }
 
 
@@ -72,7 +77,9 @@ def cuda(root: str | Path = "/") -> dict:
 
     if not torch.cuda.is_available():
         if torch.version.cuda:
-            reason = f"no CUDA device; torch built for CUDA {torch.version.cuda}: check the driver and CUDA_VISIBLE_DEVICES"
+            reason = (
+                f"no CUDA device; torch built for CUDA {torch.version.cuda}: check the driver and CUDA_VISIBLE_DEVICES"
+            )
         elif getattr(torch.version, "hip", None):
             reason = f"no GPU device; torch built for ROCm {torch.version.hip}"
         else:
@@ -84,11 +91,18 @@ def cuda(root: str | Path = "/") -> dict:
         gpus = []
         for i in range(torch.cuda.device_count()):
             p = torch.cuda.get_device_properties(i)
-            gpus.append({"name": p.name, "compute_capability": f"{p.major}.{p.minor}",
-                         "memory_gib": round(p.total_memory / 2**30, 1), "driver": driver})
+            gpus.append(
+                {
+                    "name": p.name,
+                    "compute_capability": f"{p.major}.{p.minor}",
+                    "memory_gib": round(p.total_memory / 2**30, 1),
+                    "driver": driver,
+                }
+            )
         cudnn = _cudnn(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else None
     except Exception as exc:  # a broken driver or library: say so, do not fail the report
-        gone = f"unavailable ({exc.__class__.__name__}: {str(exc).strip().splitlines()[0][:120] if str(exc).strip() else 'CUDA error'})"
+        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else "CUDA error"
+        gone = f"unavailable ({exc.__class__.__name__}: {first})"
         return {"cuda": torch.version.cuda or gone, "cudnn": gone, "gpu": gone, "gpus": []}
     return {
         "cuda": torch.version.cuda or f"unavailable (ROCm build of torch, HIP {torch.version.hip})",
@@ -106,8 +120,7 @@ def usable_cores() -> int:
 def collect(threads: int | None = None, root: str | Path = "/") -> dict:
     import torch
 
-    from edgekit import __version__
-    from edgekit import jetson
+    from edgekit import __version__, jetson
     from edgekit.backends import tensorrt
 
     gpu = cuda(root)

@@ -1,4 +1,5 @@
 """Atomic writes (temporary file in the same folder, fsync, rename) and hashing."""
+
 from __future__ import annotations
 
 import errno
@@ -6,9 +7,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from edgekit.errors import EdgekitError
 
@@ -29,7 +30,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         os.replace(tmp_path, target)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # the partial temporary file goes in `finally`
-            raise EdgekitError(f"no space left on the device while writing {target.name} in {target.parent} ({exc.strerror or 'disk full'}): free disk space or write the run elsewhere with --output") from None
+            raise EdgekitError(
+                f"no space left on the device while writing {target.name} in {target.parent} "
+                f"({exc.strerror or 'disk full'}): free disk space or write the run elsewhere with --output"
+            ) from None
         raise
     finally:
         tmp_path.unlink(missing_ok=True)

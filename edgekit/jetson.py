@@ -4,12 +4,13 @@ so its latency figures wander and do not compare with other runs.
 
 Every read goes through `root` (a filesystem root) and `run` (a command runner), so tests feed a fake
 /etc, /proc and /sys from a temporary folder and a fake `nvpmodel`."""
+
 from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from edgekit.fileio import read_under
 
@@ -21,10 +22,26 @@ LOCK_FIX = "sudo nvpmodel -m 0 && sudo jetson_clocks"
 # listed says "unknown" rather than a guess (36.4.x patch releases map to different JetPacks).
 JETPACK = {
     "38.2.0": "7.0",
-    "36.4.4": "6.2.1", "36.4.3": "6.2", "36.4.0": "6.1", "36.3.0": "6.0", "36.2.0": "6.0 DP",
-    "35.6.0": "5.1.4", "35.5.0": "5.1.3", "35.4.1": "5.1.2", "35.3.1": "5.1.1", "35.2.1": "5.1", "35.1.0": "5.0.2",
-    "32.7.6": "4.6.6", "32.7.5": "4.6.5", "32.7.4": "4.6.4", "32.7.3": "4.6.3", "32.7.2": "4.6.2", "32.7.1": "4.6.1",
-    "32.6.1": "4.6", "32.5.1": "4.5.1", "32.5.0": "4.5",
+    "36.4.4": "6.2.1",
+    "36.4.3": "6.2",
+    "36.4.0": "6.1",
+    "36.3.0": "6.0",
+    "36.2.0": "6.0 DP",
+    "35.6.0": "5.1.4",
+    "35.5.0": "5.1.3",
+    "35.4.1": "5.1.2",
+    "35.3.1": "5.1.1",
+    "35.2.1": "5.1",
+    "35.1.0": "5.0.2",
+    "32.7.6": "4.6.6",
+    "32.7.5": "4.6.5",
+    "32.7.4": "4.6.4",
+    "32.7.3": "4.6.3",
+    "32.7.2": "4.6.2",
+    "32.7.1": "4.6.1",
+    "32.6.1": "4.6",
+    "32.5.1": "4.5.1",
+    "32.5.0": "4.5",
 }
 
 # devfreq names of Jetson GPUs: "17000000.gpu" (Orin, JetPack 6), "17000000.ga10b" (Orin, JetPack 5),
@@ -79,7 +96,7 @@ def parse_nvpmodel(text: str) -> tuple[str, int | None] | None:
     for i, line in enumerate(lines):
         m = re.match(r"NV Power Mode\s*:\s*(.+)", line)
         if m:
-            nxt = next((x for x in lines[i + 1:] if x), "")
+            nxt = next((x for x in lines[i + 1 :] if x), "")
             return m[1].strip(), int(nxt) if nxt.isdigit() else None
     return None
 
@@ -136,7 +153,11 @@ def gpu_clocks(root: str | Path = "/") -> tuple[bool | None, str]:
     # The same devfreq node shows up under /sys/class/devfreq (a link) and under the platform device;
     # resolve links so it counts once.
     found: dict[Path, Path] = {}
-    for pattern in ("sys/class/devfreq/*", "sys/devices/platform/*gpu*/devfreq/*", "sys/devices/platform/*/*gpu*/devfreq/*"):
+    for pattern in (
+        "sys/class/devfreq/*",
+        "sys/devices/platform/*gpu*/devfreq/*",
+        "sys/devices/platform/*/*gpu*/devfreq/*",
+    ):
         for d in Path(root).glob(pattern):
             if _GPU_DEVFREQ.search(d.name):
                 found.setdefault(d.resolve(), d)
@@ -155,7 +176,10 @@ def probe(root: str | Path = "/", run: Runner = run_command) -> dict | None:
     states = (cpu_locked, gpu_locked)
     return {
         "model": model(root) or "unknown (no /proc/device-tree/model)",
-        "l4t": l4t or ("unknown (no /etc/nv_tegra_release)" if release is None else "unknown (unrecognized /etc/nv_tegra_release)"),
+        "l4t": l4t
+        or (
+            "unknown (no /etc/nv_tegra_release)" if release is None else "unknown (unrecognized /etc/nv_tegra_release)"
+        ),
         "jetpack": jetpack(l4t),
         **power_mode(run),
         "cpu_clocks": cpu_text,
@@ -167,5 +191,8 @@ def probe(root: str | Path = "/", run: Runner = run_command) -> dict | None:
 
 def warnings(info: dict | None) -> list[str]:
     if info and info["clocks_locked"] is False:
-        return [f"Jetson clocks are not locked: latency on an unlocked Jetson is not comparable with other runs; fix: `{LOCK_FIX}`"]
+        return [
+            "Jetson clocks are not locked: latency on an unlocked Jetson is not comparable with other runs; fix: "
+            f"`{LOCK_FIX}`"
+        ]
     return []

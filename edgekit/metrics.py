@@ -1,4 +1,5 @@
 """Measurements: accuracy, parameters and MACs, and latency statistics."""
+
 from __future__ import annotations
 
 import numpy as np

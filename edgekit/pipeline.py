@@ -1,4 +1,5 @@
 """pipeline.run: check inputs, make a fresh run folder, run the stages in order, write the report."""
+
 from __future__ import annotations
 
 import os
@@ -6,14 +7,16 @@ import secrets
 import time
 from pathlib import Path
 
-from edgekit import manifest
+from edgekit import gates, manifest, report
 from edgekit.artifact import Artifact, StageRecord
+from edgekit.checkpoint import load_weights, read_state_dict
 from edgekit.config import as_dict
 from edgekit.data import load_data
+from edgekit.data.arrays import val_arrays
 from edgekit.errors import EdgekitError
-from edgekit.fileio import atomic_write_text
-from edgekit.recipe import Recipe, dump
-from edgekit.stages import ORDER
+from edgekit.fileio import atomic_write_text, sha256
+from edgekit.recipe import Recipe, dump, load_recipe
+from edgekit.stages import ORDER, Stage, distill, load
 from edgekit.stages.context import Context
 from edgekit.zoo import resolve_name
 
@@ -23,7 +26,10 @@ def run_prefix(recipe: Recipe) -> str:
     folder name inside --output (no path separators, no leading dot, no `..`)."""
     prefix = recipe.run.name or resolve_name(recipe.model.name).replace(":", "-")
     if any(c in prefix for c in "/\\\0") or prefix.startswith(".") or len(prefix) > 200:
-        raise EdgekitError(f"run.name {prefix!r} must be a plain folder name: remove slashes and leading dots (and keep it under 200 characters)")
+        raise EdgekitError(
+            f"run.name {prefix!r} must be a plain folder name: remove slashes and leading dots (and keep it under "
+            "200 characters)"
+        )
     return prefix
 
 
@@ -36,7 +42,9 @@ def make_run_dir(recipe: Recipe) -> Path:
         if not os.access(root, os.W_OK):
             raise PermissionError(root)
     except OSError as exc:
-        raise EdgekitError(f"output folder {root} is not writable ({exc.__class__.__name__}): choose another with --output") from None
+        raise EdgekitError(
+            f"output folder {root} is not writable ({exc.__class__.__name__}): choose another with --output"
+        ) from None
     for _ in range(100):
         path = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{prefix}-{secrets.token_hex(2)}"
         try:
@@ -45,18 +53,32 @@ def make_run_dir(recipe: Recipe) -> Path:
         except FileExistsError:
             continue
         except OSError as exc:  # e.g. a full disk: one line, not a traceback
-            raise EdgekitError(f"could not create the run folder {path} ({exc.strerror or type(exc).__name__}): free disk space or choose another --output") from None
+            raise EdgekitError(
+                f"could not create the run folder {path} ({exc.strerror or type(exc).__name__}): free disk space or "
+                "choose another --output"
+            ) from None
     raise EdgekitError(f"could not create a unique run folder in {root}: clean up old runs")
 
 
 # Stage order rules, all in one place: (broken, message). Each message names the problem and the fix.
 ORDER_RULES = [
-    (lambda r: r.quantize.qat == "on" and not r.quantize.enabled,
-     "quantize.qat is on but quantize.enabled is false, so nothing would be quantized: add --int8 (quantize.enabled: true) or drop --qat on"),
-    (lambda r: r.quantize.enabled and r.quantize.qat == "on" and r.quantize.max_drop is None,
-     "quantize.qat is on but quantize.max_drop is null, and QAT runs only inside the int8 accuracy check: set --max-drop (e.g. 1.0) or drop --qat on"),
-    (lambda r: r.distill.teacher is not None and not (r.prune.ratio or r.prune.target_macs or r.prune.target_latency_ms),
-     "distill.teacher is set but nothing is pruned, so the distill stage never runs: set --prune RATIO (or a --target-*) or remove distill.teacher"),
+    (
+        lambda r: r.qat.mode == "on" and not r.quantize.enabled,
+        "qat.mode is on but quantize.enabled is false, so nothing would be quantized: add --int8 (quantize.enabled: "
+        "true) or drop --qat on",
+    ),
+    (
+        lambda r: r.quantize.enabled and r.qat.mode == "on" and not r.quantize.check_drop,
+        "qat.mode is on but quantize.check_drop is false, and QAT runs only inside the int8 accuracy check: set "
+        "quantize.check_drop: true or drop --qat on",
+    ),
+    (
+        lambda r: (
+            r.distill.teacher is not None and not (r.prune.ratio or r.prune.target_macs or r.prune.target_latency_ms)
+        ),
+        "distill.teacher is set but nothing is pruned, so the distill stage never runs: set --prune RATIO (or a "
+        "--target-*) or remove distill.teacher",
+    ),
 ]
 
 
@@ -71,9 +93,6 @@ def check_order(recipe: Recipe) -> None:
 def check_inputs(recipe: Recipe) -> None:
     """Fail before any folder is made: unknown model, bad run name, stage order, missing or unreadable
     weights (a readable, safe state_dict; whether it fits the model is known once the data is loaded)."""
-    from edgekit.checkpoint import read_state_dict
-    from edgekit.stages import distill
-
     resolve_name(recipe.model.name)
     run_prefix(recipe)
     check_order(recipe)
@@ -96,34 +115,35 @@ def resume(run_dir: str | Path) -> Artifact:
     and the finished stages come from the run folder, every file they made is checked against the
     manifest's hash, and torch models are rebuilt from their checkpoints. A stage that was cut off
     starts again, from its last epoch checkpoint where it has one (train, distill)."""
-    from edgekit.checkpoint import load_weights
-    from edgekit.fileio import sha256
-    from edgekit.recipe import load_recipe
-    from edgekit.stages import load as load_stage
-
     run_dir = Path(run_dir)
     saved = manifest.read(run_dir)
     recipe_file = run_dir / "recipe.yaml"
     if not recipe_file.is_file() or sha256(recipe_file) != saved["recipe_sha256"]:
-        raise EdgekitError(f"{recipe_file} is missing or changed since the run started: a resumed run must use its own recipe; start a new run with `edgekit run {recipe_file}`")
+        raise EdgekitError(
+            f"{recipe_file} is missing or changed since the run started: a resumed run must use its own recipe; "
+            f"start a new run with `edgekit run {recipe_file}`"
+        )
     recipe = load_recipe(recipe_file)
     check_inputs(recipe)
     history = manifest.records(saved)
     done = {r.name for r in history}
-    if all(stage.NAME in done for stage in ORDER):
-        raise EdgekitError(f"{run_dir} finished every stage: nothing to resume; start a new run with `edgekit run {recipe_file}`")
+    if all(stage.name in done for stage in ORDER):
+        raise EdgekitError(
+            f"{run_dir} finished every stage: nothing to resume; start a new run with `edgekit run {recipe_file}`"
+        )
     entries = manifest.verified_entries(run_dir, saved)
     ctx = Context(recipe, load_data(recipe.data), run_dir)
-    art = Artifact(run_dir, history=history, info=saved["info"])
+    art = Artifact(run_dir, history=history, info=manifest.run_info(saved))
     for e in entries:
         module = None
         if e["format"] == "torch":
-            module = load_stage.build_model(recipe.model, ctx)
+            module = load.build_model(recipe.model, ctx)
             load_weights(module, e["path"], resolve_name(recipe.model.name), ctx.data.input_size)
             module.eval()
-        art.add(manifest.entry(e, module))
+        entry = manifest.entry(e, module)
+        art.entries[entry.role] = entry
     last = history[-1].name if history else "nothing"
-    art.info.setdefault("resumed", []).append({"after": last, "at": time.strftime("%Y-%m-%d %H:%M:%S"), "files_verified": len(entries)})
+    art.info.resumed.append({"after": last, "at": time.strftime("%Y-%m-%d %H:%M:%S"), "files_verified": len(entries)})
     print(f"resuming {run_dir} after {last}: {len(entries)} files verified against the manifest", flush=True)
     return _execute(recipe, ctx, art, done)
 
@@ -131,51 +151,80 @@ def resume(run_dir: str | Path) -> Artifact:
 def _execute(recipe: Recipe, ctx: Context, art: Artifact, done: set[str]) -> Artifact:
     """Run the stages not in `done`; after each, record it in the manifest (so a resume starts after
     it) and judge the accuracy gates."""
-    from edgekit import gates, report
-    from edgekit.fileio import sha256
-
     recipe_sha = sha256(art.run_dir / "recipe.yaml")
-    art.info["gate_config"] = as_dict(recipe.gate)
+    art.info.gate_config = as_dict(recipe.gate)
+    art.info.max_drop = recipe.gate.max_drop
+    art.info.target = recipe.target.platform
     gate_failed = None
     for stage in ORDER:
-        if stage.NAME in done:
+        if stage.name in done:
             continue
-        cfg = getattr(recipe, stage.SECTION)
+        cfg = getattr(recipe, stage.section)
         reason = stage.skip(art, cfg, ctx)
         if gate_failed and not recipe.gate.keep_going:
             reason = f"an earlier stage failed its accuracy gate ({gate_failed}); --keep-going runs later stages anyway"
         if reason:
-            art.history.append(StageRecord(stage.NAME, 0.0, as_dict(cfg), {"skipped": reason}))
+            art.history.append(StageRecord(stage.name, 0.0, as_dict(cfg), {"skipped": reason}))
             manifest.write(art, recipe_sha)
             continue
-        print(f"== {stage.NAME}", flush=True)
+        print(f"== {stage.name}", flush=True)
         start = time.perf_counter()
-        before = list(art.entries)
+        before = set(art.entries)
         try:
             metrics = stage.run(art, cfg, ctx)
-            verdict = gates.check(stage.NAME, art, before, recipe.gate, ctx)
+            _check_contract(stage, art, before)
+            verdict = _judge(stage.name, art, before, recipe, ctx)
         except (EdgekitError, KeyboardInterrupt) as exc:
             # Keep what finished: the run folder gets a report that names the failed stage.
             seconds = round(time.perf_counter() - start, 2)
-            art.history.append(StageRecord(stage.NAME, seconds, as_dict(cfg), {"failed": str(exc) or type(exc).__name__}))
-            report.write(art, status=f"failed in {stage.NAME}", error=str(exc) or type(exc).__name__)
+            art.history.append(
+                StageRecord(stage.name, seconds, as_dict(cfg), {"failed": str(exc) or type(exc).__name__})
+            )
+            report.write(art, status=f"failed in {stage.name}", error=str(exc) or type(exc).__name__)
             if isinstance(exc, KeyboardInterrupt):
-                print(f"\ninterrupted in {stage.NAME}: continue with `edgekit run --resume {art.run_dir}`", flush=True)
+                print(f"\ninterrupted in {stage.name}: continue with `edgekit run --resume {art.run_dir}`", flush=True)
             raise
         if verdict:
             metrics["gate"] = verdict
             if verdict["failed"]:
                 metrics["failed"] = f"accuracy gate: {verdict['failed']}"
-                gate_failed = gate_failed or f"{stage.NAME}: {verdict['failed']}"
-                print(f"gate: {stage.NAME} failed: {verdict['failed']}", flush=True)
-        art.history.append(StageRecord(stage.NAME, round(time.perf_counter() - start, 2), as_dict(cfg), metrics))
+                gate_failed = gate_failed or f"{stage.name}: {verdict['failed']}"
+                print(f"gate: {stage.name} failed: {verdict['failed']}", flush=True)
+        art.history.append(StageRecord(stage.name, round(time.perf_counter() - start, 2), as_dict(cfg), metrics))
         manifest.write(art, recipe_sha)
-    art.info["ship"] = gates.ship(art)
+    art.info.ship = gates.ship(art)
     if gate_failed:
         report.write(art, status="failed accuracy gate", error=gate_failed)
-        ship = art.info["ship"]
-        raise gates.GateFailed(f"accuracy gate failed in {gate_failed}: "
-                               + (f"ship {ship['artifact']} (it passed); see {art.run_dir / 'report.md'}" if ship else f"no artifact passed; see {art.run_dir / 'report.md'}")
-                               + " or relax --max-drop")
+        ship = art.info.ship
+        raise gates.GateFailed(
+            f"accuracy gate failed in {gate_failed}: "
+            + (
+                f"ship {ship['artifact']} (it passed); see {art.run_dir / 'report.md'}"
+                if ship
+                else f"no artifact passed; see {art.run_dir / 'report.md'}"
+            )
+            + " or relax --max-drop"
+        )
     report.write(art)
     return art
+
+
+def _check_contract(stage: Stage, art: Artifact, before: set) -> None:
+    """A stage adds only the roles it declares: the gates and the report rely on the declaration."""
+    undeclared = sorted(r.value for r in set(art.entries) - before if r not in stage.produces)
+    if undeclared:
+        raise RuntimeError(f"stage {stage.name} made {', '.join(undeclared)} but declares only {stage.produces}")
+
+
+def _judge(stage: str, art: Artifact, before: set, recipe: Recipe, ctx: Context) -> dict | None:
+    """The accuracy gates' verdict on what `stage` made. The validation arrays are prepared on the first
+    measurement of a check and shared by every model it measures."""
+    cfg = recipe.gate
+    val: list = []
+
+    def top1(entry):
+        if not val:
+            val.append(gates.measured_top1(val_arrays(ctx.data, cfg.images)))
+        return val[0](entry)
+
+    return gates.check(stage, art, before, cfg, top1, cfg.images or len(ctx.data.val))

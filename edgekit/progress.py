@@ -1,4 +1,5 @@
 """Progress lines for long work: count, rate and ETA. A live line on a terminal, sparse lines in logs."""
+
 from __future__ import annotations
 
 import sys
@@ -6,7 +7,7 @@ import time
 
 
 def fmt_seconds(s: float) -> str:
-    s = max(0, int(round(s)))
+    s = max(0, round(s))
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
@@ -27,7 +28,8 @@ class Progress:
         rate = self.done / elapsed if elapsed > 0 else 0.0
         eta = (self.total - self.done) / rate if rate > 0 else 0.0
         tail = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in extra.items())
-        line = f"{self.label} [{self.done}/{self.total}] {rate:,.0f} {self.unit}/s  ETA {fmt_seconds(eta)}  {tail}".rstrip()
+        line = f"{self.label} [{self.done}/{self.total}] {rate:,.0f} {self.unit}/s  ETA {fmt_seconds(eta)}  {tail}"
+        line = line.rstrip()
         finished = self.done >= self.total
         if self.tty:
             if finished or now - self._last_print > 0.2:

@@ -1,7 +1,8 @@
-"""A Recipe is the whole run in one file: one section per stage plus `data` and `run`.
+"""A Recipe is the whole run in one file: one section per stage plus `data`, `target`, `qat`, `gate` and `run`.
 
 YAML is read with a safe loader and validated strictly (edgekit.config). `edgekit compress` builds the
 same Recipe from its flags; flags override recipe values as dotted keys (`prune.ratio=0.3`)."""
+
 from __future__ import annotations
 
 import copy
@@ -11,12 +12,16 @@ from typing import Any
 
 import yaml
 
-from edgekit.config import as_dict
-from edgekit.config import build as build_config  # `build` is also the build stage's module
+from edgekit.config import (
+    as_dict,
+    build as build_config,  # `build` is also the build stage's module
+)
 from edgekit.data import DataConfig
 from edgekit.errors import EdgekitError
 from edgekit.gates import GateConfig
+from edgekit.quant.qat import QatConfig
 from edgekit.stages import build, distill, export, load, prune, quantize, train, validate
+from edgekit.target import TargetConfig
 
 
 @dataclass
@@ -31,11 +36,13 @@ class RunConfig:
 class Recipe:
     model: load.Config = field(default_factory=load.Config)
     data: DataConfig = field(default_factory=DataConfig)
+    target: TargetConfig = field(default_factory=TargetConfig)
     train: train.Config = field(default_factory=train.Config)
     prune: prune.Config = field(default_factory=prune.Config)
     distill: distill.Config = field(default_factory=distill.Config)
     export: export.Config = field(default_factory=export.Config)
     quantize: quantize.Config = field(default_factory=quantize.Config)
+    qat: QatConfig = field(default_factory=QatConfig)
     build: build.Config = field(default_factory=build.Config)
     validate: validate.Config = field(default_factory=validate.Config)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -52,26 +59,53 @@ def set_dotted(tree: dict, dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+# Keys that moved when each setting got one home (target, qat and gate sections): old recipes get the fix.
+MOVED = {
+    "quantize.target": "target.platform",
+    "quantize.max_drop": "gate.max_drop (and quantize.check_drop: false for no int8 check)",
+    "quantize.qat": "qat.mode",
+    "quantize.qat_epochs": "qat.epochs",
+    "quantize.qat_lr": "qat.lr",
+    "build.files": "build.sources (ONNX roles: int8_onnx, fp16_onnx, onnx)",
+}
+
+
+def check_moved(tree: dict, where: str) -> None:
+    for old, new in MOVED.items():
+        section, _, key = old.partition(".")
+        if isinstance(tree.get(section), dict) and key in tree[section]:
+            raise EdgekitError(f"{where}: {old} has moved to {new}: rename the key")
+
+
 def from_dict(tree: dict | None, where: str, overrides: dict[str, Any] | None = None) -> Recipe:
     tree = copy.deepcopy(tree) if tree is not None else {}
     if not isinstance(tree, dict):
-        raise EdgekitError(f"{where}: a recipe must be a mapping of sections (model, data, train, ...), got {type(tree).__name__}")
+        raise EdgekitError(
+            f"{where}: a recipe must be a mapping of sections (model, data, train, ...), got {type(tree).__name__}"
+        )
     for dotted, value in (overrides or {}).items():
         set_dotted(tree, dotted, value)
+    check_moved(tree, where)
     return build_config(Recipe, tree, where)
 
 
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise EdgekitError(f"recipe {path} does not exist: give a path to a .yaml recipe, e.g. recipes/mobilenet_v3_fashion_mnist.yaml")
+        raise EdgekitError(
+            f"recipe {path} does not exist: give a path to a .yaml recipe, e.g. recipes/mobilenet_v3_fashion_mnist.yaml"
+        )
     try:
         tree = yaml.safe_load(path.read_text())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
-        if isinstance(exc, yaml.constructor.ConstructorError):  # e.g. !!python/object/apply: the safe loader builds plain data only
+        if isinstance(
+            exc, yaml.constructor.ConstructorError
+        ):  # e.g. !!python/object/apply: the safe loader builds plain data only
             where = f" at line {mark.line + 1}" if mark else ""
-            raise EdgekitError(f"{path}: YAML tag refused{where} ({exc.problem}): a recipe holds plain values only; remove the tag") from None
+            raise EdgekitError(
+                f"{path}: YAML tag refused{where} ({exc.problem}): a recipe holds plain values only; remove the tag"
+            ) from None
         line = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
         raise EdgekitError(f"{path}: invalid YAML at {line} ({exc.problem}): fix the syntax there") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -94,7 +128,10 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None, requi
     for key in required:
         if not _has(tree, key) and (overrides or {}).get(key) in (None, ""):
             section, _, leaf = key.partition(".")
-            raise EdgekitError(f"{path}: required key {key} is missing: add a `{section}:` section with `{leaf}: NAME` to the recipe, or pass --set {key}=NAME")
+            raise EdgekitError(
+                f"{path}: required key {key} is missing: add a `{section}:` section with `{leaf}: NAME` to the "
+                f"recipe, or pass --set {key}=NAME"
+            )
     return recipe
 
 

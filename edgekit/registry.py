@@ -1,9 +1,12 @@
-"""One small registry used for models, stages and backends: register by name, look up with suggestions."""
+"""One small registry for models (edgekit.zoo), stages (edgekit.stages) and runner backends
+(edgekit.backends.select): register by name, look up with close-match suggestions."""
+
 from __future__ import annotations
 
 import difflib
 import fnmatch
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 from edgekit.errors import EdgekitError
 
@@ -11,8 +14,10 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, listing: str | None = None):
+        """`kind` names the things in errors; `listing` tells where the user sees them all."""
         self.kind = kind
+        self.listing = listing
         self._items: dict[str, T] = {}
         self._aliases: dict[str, str] = {}
 
@@ -20,13 +25,15 @@ class Registry(Generic[T]):
         """Decorator: `@REG.register()` uses the object's `__name__`."""
 
         def wrap(obj: T) -> T:
-            key = name or obj.__name__  # type: ignore[attr-defined]
-            if key in self._items or key in self._aliases:
-                raise ValueError(f"{self.kind} {key!r} registered twice")
-            self._items[key] = obj
-            return obj
+            return self.add(name or obj.__name__, obj)  # type: ignore[attr-defined]
 
         return wrap
+
+    def add(self, name: str, obj: T) -> T:
+        if name in self._items or name in self._aliases:
+            raise ValueError(f"{self.kind} {name!r} registered twice")
+        self._items[name] = obj
+        return obj
 
     def alias(self, alias: str, target: str) -> None:
         if target not in self._items:
@@ -40,7 +47,12 @@ class Registry(Generic[T]):
         if name in self._aliases:
             return self._aliases[name]
         close = difflib.get_close_matches(name, list(self._items) + list(self._aliases), n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}?" if close else f"see `edgekit models` for the {len(self._items)} known names"
+        if close:
+            hint = f"did you mean {', '.join(close)}?"
+        elif self.listing:
+            hint = f"see {self.listing} for the {len(self._items)} known names"
+        else:
+            hint = f"use one of {', '.join(self.names())}"
         raise EdgekitError(f"unknown {self.kind} {name!r}: {hint}")
 
     def get(self, name: str) -> T:

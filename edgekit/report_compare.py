@@ -1,5 +1,6 @@
 """`edgekit report RUN_DIR ...`: runs side by side, one table per run, with the cells that differ from the
 first run's same artifact marked, as markdown on stdout and optionally as one self-contained HTML page."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ from pathlib import Path
 from edgekit import report_html as rh
 from edgekit.errors import EdgekitError
 from edgekit.fileio import atomic_write_text
-from edgekit.report import COLUMNS, table_rows
+from edgekit.report_table import COLUMNS, table_rows
 
 POINTS = 0.1  # top-1/top-5 differences below this are evaluation noise on small validation sets
 RELATIVE = 0.05  # and relative differences below 5%: run-to-run timing noise on a shared CPU
@@ -24,11 +25,28 @@ CHECKS = [
     ("params", lambda r: r["params"], "%", False),
     ("MACs", lambda r: r["macs"], "%", False),
 ]
-RULE = (f"Marked cells differ from run 1's same artifact: top-1 and top-5 by at least {POINTS:g} points; latency, throughput, "
-        f"size, params and MACs by at least {RELATIVE:.0%}. ↑ higher / ↓ lower than run 1, with the difference.")
-STATUS_RULE = ("Status: the accuracy gate's verdict where the run had gates; otherwise pass when an artifact's top-1 is within the run's "
-               "allowed drop (gate.max_drop, else quantize.max_drop, default 1 point) of its baseline, fail otherwise.")
-ROW_KEYS = {"artifact", "format", "precision", "backend", "params", "macs", "size_mb", "top1", "top5", "latency_ms", "throughput_ips"}
+RULE = (
+    f"Marked cells differ from run 1's same artifact: top-1 and top-5 by at least {POINTS:g} points; "
+    f"latency, throughput, size, params and MACs by at least {RELATIVE:.0%}. "
+    "↑ higher / ↓ lower than run 1, with the difference."
+)
+STATUS_RULE = (
+    "Status: the accuracy gate's verdict where the run had gates; otherwise pass when an artifact's top-1 is "
+    "within the run's allowed drop (gate.max_drop, default 1 point) of its baseline, fail otherwise."
+)
+ROW_KEYS = {
+    "artifact",
+    "format",
+    "precision",
+    "backend",
+    "params",
+    "macs",
+    "size_mb",
+    "top1",
+    "top5",
+    "latency_ms",
+    "throughput_ips",
+}
 
 
 def load_run(folder: str | Path) -> dict:
@@ -41,15 +59,21 @@ def load_run(folder: str | Path) -> dict:
     if not path.is_dir() and file is not path:
         raise EdgekitError(f"{path} is not a run folder: {fix}")
     if not file.is_file():
-        raise EdgekitError(f"{path} has no report.json, so it is not a run folder (or its run was interrupted before the report): {fix}")
+        raise EdgekitError(
+            f"{path} has no report.json, so it is not a run folder "
+            f"(or its run was interrupted before the report): {fix}"
+        )
     try:
         report = json.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:
         raise EdgekitError(f"cannot read {file}: {exc.strerror}; check its permissions") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EdgekitError(f"{file} is not valid JSON ({exc}): the file is damaged; rerun its recipe with `edgekit run {file.parent / 'recipe.yaml'}`") from None
+        raise EdgekitError(
+            f"{file} is not valid JSON ({exc}): the file is damaged; "
+            f"rerun its recipe with `edgekit run {file.parent / 'recipe.yaml'}`"
+        ) from None
     rows = report.get("results") if isinstance(report, dict) else None
-    if not isinstance(rows, list) or not all(isinstance(r, dict) and ROW_KEYS <= set(r) for r in rows):
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and set(r) >= ROW_KEYS for r in rows):
         raise EdgekitError(f"{file} is not an edgekit report (no 'results' list of artifact rows): {fix}")
     report.setdefault("run_dir", str(file.parent))
     return report
@@ -71,17 +95,27 @@ def diff_marks(first: dict, other: dict) -> rh.Marks:
                 delta = (new - old) / old if old else (0.0 if new == old else float("inf"))
                 shown, big = f"{delta:+.0%}", round(abs(delta), 6) >= RELATIVE
             if big:
-                marks[(r["artifact"], col)] = (("↑" if delta > 0 else "↓") + shown, "better" if (delta > 0) == higher_better else "worse")
+                marks[(r["artifact"], col)] = (
+                    ("↑" if delta > 0 else "↓") + shown,
+                    "better" if (delta > 0) == higher_better else "worse",
+                )
     return marks
 
 
 def _heading(i: int, report: dict) -> str:
     limit, _ = rh.max_drop(report)
-    return f"Run {i}: {report['run_dir']} ({rh.subject(report)}; status {report.get('status')}; allowed top-1 drop {limit:.1f} points)"
+    return (
+        f"Run {i}: {report['run_dir']} ({rh.subject(report)}; status {report.get('status')}; allowed top-1 drop "
+        f"{limit:.1f} points)"
+    )
 
 
 def _stage_line(report: dict) -> str:
-    return "stages: " + ", ".join(f"{s['name']} {s['seconds']:.1f}s" for s in report.get("stages", [])) if report.get("stages") else ""
+    return (
+        "stages: " + ", ".join(f"{s['name']} {s['seconds']:.1f}s" for s in report.get("stages", []))
+        if report.get("stages")
+        else ""
+    )
 
 
 def markdown(runs: list[dict]) -> str:
@@ -96,9 +130,12 @@ def markdown(runs: list[dict]) -> str:
             lines += [f"No results: {report.get('error') or 'the run stopped before validation'}", ""]
             continue
         lines += ["| " + " | ".join(["artifact", "status"] + COLUMNS[1:]) + " |", "|" + "---|" * (len(COLUMNS) + 1)]
-        for r, cells, status in zip(report["results"], table_rows(report), rh.statuses(report)):
+        for r, cells, status in zip(report["results"], table_rows(report), rh.statuses(report), strict=True):
             name = r["artifact"]
-            shown = [f"**{c} {marks[(name, col)][0]}**" if (name, col) in marks else c for col, c in zip(COLUMNS[1:], cells[1:])]
+            shown = [
+                f"**{c} {marks[(name, col)][0]}**" if (name, col) in marks else c
+                for col, c in zip(COLUMNS[1:], cells[1:], strict=True)
+            ]
             new = " (new)" if i > 1 and name not in first else ""
             lines.append("| " + " | ".join([name + new, status] + shown) + " |")
         missing = sorted(first - {r["artifact"] for r in report["results"]}) if i > 1 else []
@@ -109,16 +146,28 @@ def markdown(runs: list[dict]) -> str:
 
 def html(runs: list[dict]) -> str:
     first = {r["artifact"] for r in runs[0]["results"]}
-    series = [{"label": f"run {i}: {Path(r['run_dir']).name}".replace("$", r"\$"), "color": rh.PALETTE[(i - 1) % len(rh.PALETTE)], "rows": r["results"]}
-              for i, r in enumerate(runs, start=1)]
-    body = [f"<h1>edgekit: {len(runs)} runs compared</h1>",
-            f'<p class="rule">{rh.esc(STATUS_RULE)}'
-            + (f" {rh.esc(RULE)} Green: better than run 1, red: worse.</p>" if len(runs) > 1 else "</p>"),
-            "<h2>Top-1 against latency</h2>",
-            '<p class="rule">One colour per run, one point per artifact; ringed points on the dashed line are each run\'s Pareto front.</p>',
-            rh.chart(rh.accuracy_latency_svg, series)]
+    series = [
+        {
+            "label": f"run {i}: {Path(r['run_dir']).name}".replace("$", r"\$"),
+            "color": rh.PALETTE[(i - 1) % len(rh.PALETTE)],
+            "rows": r["results"],
+        }
+        for i, r in enumerate(runs, start=1)
+    ]
+    body = [
+        f"<h1>edgekit: {len(runs)} runs compared</h1>",
+        f'<p class="rule">{rh.esc(STATUS_RULE)}'
+        + (f" {rh.esc(RULE)} Green: better than run 1, red: worse.</p>" if len(runs) > 1 else "</p>"),
+        "<h2>Top-1 against latency</h2>",
+        '<p class="rule">One colour per run, one point per artifact; ringed points on the dashed line are each '
+        "run's Pareto front.</p>",
+        rh.chart(rh.accuracy_latency_svg, series),
+    ]
     for i, report in enumerate(runs, start=1):
-        body += [f'<h2 style="color:{series[i - 1]["color"]}">{rh.esc(_heading(i, report))}</h2>', rh.status_line(report)]
+        body += [
+            f'<h2 style="color:{series[i - 1]["color"]}">{rh.esc(_heading(i, report))}</h2>',
+            rh.status_line(report),
+        ]
         if report["results"]:
             new = {r["artifact"] for r in report["results"]} - first if i > 1 else set()
             body.append(rh.table_html(report, diff_marks(runs[0], report) if i > 1 else None, new))

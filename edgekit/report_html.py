@@ -4,21 +4,23 @@ stage times. A pure function of the report dict (render), also used by `edgekit 
 One self-contained file: inline CSS, charts as inline SVG, no scripts, so it opens from a copied run folder
 without network. matplotlib is imported only to draw the charts; when it is missing or fails, the page says
 why in place of the chart and keeps the tables, so a run never fails over a picture."""
+
 from __future__ import annotations
 
 import html
 import re
 
-from edgekit.report import COLUMNS, table_rows
+from edgekit.gates import DEFAULT_MAX_DROP
+from edgekit.report_table import COLUMNS, baseline_row, table_rows
 
-DEFAULT_MAX_DROP = 1.0  # points; the quantize stage's own default
 PASS, FAIL = "#1a7f37", "#cf222e"
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 # Marks from report_compare: (artifact, column) -> (text appended to the cell, "better" | "worse").
 Marks = dict[tuple[str, str], tuple[str, str]]
 
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2328;margin:24px auto;max-width:1180px;padding:0 16px}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2328;margin:24px auto;\
+max-width:1180px;padding:0 16px}
 h1{font-size:22px;margin:0 0 6px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
 table{border-collapse:collapse;margin:8px 0;font-size:13px;font-variant-numeric:tabular-nums}.scroll{overflow-x:auto}
 th,td{border:1px solid #d0d7de;padding:3px 6px;text-align:right;white-space:nowrap}td.wrap{white-space:normal}
@@ -31,27 +33,31 @@ td.better{background:#dafbe1}td.worse{background:#ffebe9}td small{display:block;
 
 
 def max_drop(report: dict) -> tuple[float, str | None]:
-    """The run's allowed top-1 drop in points and the recipe key it comes from (gate.max_drop, else
-    quantize.max_drop), or the default and None."""
-    gate = (report.get("gate_config") or {}).get("max_drop")
-    if isinstance(gate, (int, float)):
-        return float(gate), "gate.max_drop"
-    quantize = next((s for s in report.get("stages", []) if s.get("name") == "quantize"), {})
+    """The run's allowed top-1 drop in points and the recipe key it comes from: gate.max_drop, which every
+    report records. Reports of older edgekit versions may hold it in gate_config or the quantize stage's
+    config instead, or not at all (then the default and None)."""
+    for value in (report.get("max_drop"), (report.get("gate_config") or {}).get("max_drop")):
+        if isinstance(value, (int, float)):
+            return float(value), "gate.max_drop"
+    quantize: dict = next((s for s in report.get("stages", []) if s.get("name") == "quantize"), {})
     value = (quantize.get("config") or {}).get("max_drop")
     return (float(value), "quantize.max_drop") if isinstance(value, (int, float)) else (DEFAULT_MAX_DROP, None)
 
 
-def baseline_row(rows: list[dict]) -> dict | None:
-    return next((r for r in rows if r["artifact"] == "baseline"), rows[0] if rows else None)  # as report.table_rows
-
-
 def statuses(report: dict) -> list[str]:
-    """"pass" when an artifact's top-1 is at most max_drop points below the baseline's, else "fail"."""
+    """ "pass" when an artifact's top-1 is at most max_drop points below the baseline's, else "fail"."""
     rows, (limit, _) = report["results"], max_drop(report)
     gates = report.get("gates") or {}
     base = baseline_row(rows)
+    if base is None:  # no rows
+        return []
     if gates:  # the run's accuracy gates judged each artifact on the validation split: use their verdicts
-        return ["pass" if gates.get(r["artifact"], {}).get("passed", round((base["top1"] - r["top1"]) * 100, 6) <= limit) else "fail" for r in rows]
+        return [
+            "pass"
+            if gates.get(r["artifact"], {}).get("passed", round((base["top1"] - r["top1"]) * 100, 6) <= limit)
+            else "fail"
+            for r in rows
+        ]
     # Rounded: a drop of exactly the limit passes despite float noise (0.912 - 0.902 is 0.01000000000000001).
     return ["pass" if round((base["top1"] - r["top1"]) * 100, 6) <= limit else "fail" for r in rows]
 
@@ -61,16 +67,21 @@ def rule_text(report: dict) -> str:
     if not base:
         return ""
     limit, key = max_drop(report)
-    where = f"this run's {key}" if key else "the default: the run sets no gate.max_drop or quantize.max_drop"
-    return (f"Status: pass when an artifact's top-1 is at most {limit:.1f} points below the baseline's "
-            f"({base['artifact']}: {base['top1'] * 100:.2f}%; {where}), fail otherwise.")
+    where = f"this run's {key}" if key else "the default: the run's report records no gate.max_drop"
+    return (
+        f"Status: pass when an artifact's top-1 is at most {limit:.1f} points below the baseline's "
+        f"({base['artifact']}: {base['top1'] * 100:.2f}%; {where}), fail otherwise."
+    )
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     """Indices of the (latency, accuracy) points no other point beats: none has latency <= and accuracy >=
     with one of them strictly better. Lower latency and higher accuracy are better; equal points both stay."""
-    return [i for i, (lat, acc) in enumerate(points)
-            if not any(l2 <= lat and a2 >= acc and (l2 < lat or a2 > acc) for l2, a2 in points)]
+    return [
+        i
+        for i, (lat, acc) in enumerate(points)
+        if not any(l2 <= lat and a2 >= acc and (l2 < lat or a2 > acc) for l2, a2 in points)
+    ]
 
 
 def esc(value) -> str:
@@ -82,25 +93,35 @@ def table_html(report: dict, marks: Marks | None = None, new: frozenset[str] | s
     that the first run of a comparison lacks."""
     marks = marks or {}
     head = ["artifact", "status"] + COLUMNS[1:]
-    out = ['<div class="scroll"><table><thead><tr>' + "".join(f'<th class="l">{esc(h)}</th>' if i < 5 else f"<th>{esc(h)}</th>" for i, h in enumerate(head))
-           + "</tr></thead><tbody>"]
-    for r, cells, status in zip(report["results"], table_rows(report), statuses(report)):
+    out = [
+        '<div class="scroll"><table><thead><tr>'
+        + "".join(f'<th class="l">{esc(h)}</th>' if i < 5 else f"<th>{esc(h)}</th>" for i, h in enumerate(head))
+        + "</tr></thead><tbody>"
+    ]
+    for r, cells, status in zip(report["results"], table_rows(report), statuses(report), strict=True):
         name = r["artifact"]
-        tds = [f'<td class="l">{esc(name)}{" <em>(new)</em>" if name in new else ""}</td>',
-               f'<td class="l {status}">{"✓" if status == "pass" else "✗"} {status}</td>']
-        for i, (col, text) in enumerate(zip(COLUMNS[1:], cells[1:]), start=2):
+        tds = [
+            f'<td class="l">{esc(name)}{" <em>(new)</em>" if name in new else ""}</td>',
+            f'<td class="l {status}">{"✓" if status == "pass" else "✗"} {status}</td>',
+        ]
+        for i, (col, text) in enumerate(zip(COLUMNS[1:], cells[1:], strict=True), start=2):
             extra, kind = marks.get((name, col), ("", ""))
-            cls = f'{"l" if i < 5 else ""} {kind}'.strip()
+            cls = f"{'l' if i < 5 else ''} {kind}".strip()
             tds.append(f'<td class="{cls}">{esc(text)}{f" <small>{esc(extra)}</small>" if extra else ""}</td>')
         out.append("<tr>" + "".join(tds) + "</tr>")
     return "\n".join(out + ["</tbody></table></div>"])
 
 
 def stages_table(report: dict) -> str:
-    out = ['<table><thead><tr><th class="l">stage</th><th>seconds</th><th class="l">what it did</th></tr></thead><tbody>']
+    out = [
+        '<table><thead><tr><th class="l">stage</th><th>seconds</th><th class="l">what it did</th></tr></thead><tbody>'
+    ]
     for s in report.get("stages", []):
         detail = ", ".join(f"{k}={v}" for k, v in (s.get("metrics") or {}).items() if not isinstance(v, dict))
-        out.append(f'<tr><td class="l">{esc(s["name"])}</td><td>{s["seconds"]:.1f}</td><td class="l wrap">{esc(detail)}</td></tr>')
+        out.append(
+            f'<tr><td class="l">{esc(s["name"])}</td><td>{s["seconds"]:.1f}</td>'
+            f'<td class="l wrap">{esc(detail)}</td></tr>'
+        )
     return "\n".join(out + ["</tbody></table>"])
 
 
@@ -110,7 +131,7 @@ def _svg(fig) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buf.getvalue()
-    text = text[text.index("<svg"):]  # drop the XML declaration and DOCTYPE: inline SVG in HTML takes neither
+    text = text[text.index("<svg") :]  # drop the XML declaration and DOCTYPE: inline SVG in HTML takes neither
     return re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)  # RDF boilerplate full of URLs
 
 
@@ -128,19 +149,36 @@ def _place_labels(ax, labels: list[tuple[str, float, float]], fontsize: float = 
     taken = [(px - 4, py - 4, px + 4, py + 4) for px, py in at]  # the markers
     spots = [(side * 7, dy) for dy in (0, 9, -9, 18, -18, 27, -27, 36, -36) for side in (1, -1)]
     h = fontsize + 2
-    for (text, x, y), (px, py) in zip(labels, at):
+    for (text, x, y), (px, py) in zip(labels, at, strict=True):
         w = 0.6 * fontsize * len(text)  # DejaVu Sans averages about 0.6 em per character
 
-        def box(spot):
+        def box(spot, px=px, py=py, w=w):  # bound now: used only within this iteration
             left = px + spot[0] - (0 if spot[0] > 0 else w)
             return left, py + spot[1] - h / 2, left + w, py + spot[1] + h / 2
 
-        dx, dy = next((sp for sp in spots if frame[0] <= box(sp)[0] and box(sp)[2] <= frame[2]
-                       and not any(_overlap(box(sp), t) for t in taken)), spots[0])
+        dx, dy = next(
+            (
+                sp
+                for sp in spots
+                if frame[0] <= box(sp)[0] and box(sp)[2] <= frame[2] and not any(_overlap(box(sp), t) for t in taken)
+            ),
+            spots[0],
+        )
         taken.append(box((dx, dy)))
-        ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha="left" if dx > 0 else "right", va="center",
-                    fontsize=fontsize, color="#1f2328", parse_math=False,
-                    arrowprops={"arrowstyle": "-", "color": "#8c959f", "linewidth": 0.5, "shrinkA": 0, "shrinkB": 3} if dy else None)
+        ax.annotate(
+            text,
+            (x, y),
+            xytext=(dx, dy),
+            textcoords="offset points",
+            ha="left" if dx > 0 else "right",
+            va="center",
+            fontsize=fontsize,
+            color="#1f2328",
+            parse_math=False,
+            arrowprops={"arrowstyle": "-", "color": "#8c959f", "linewidth": 0.5, "shrinkA": 0, "shrinkB": 3}
+            if dy
+            else None,
+        )
 
 
 def accuracy_latency_svg(series: list[dict], salt: str = "edgekit-acc") -> str:
@@ -159,11 +197,29 @@ def accuracy_latency_svg(series: list[dict], salt: str = "edgekit-acc") -> str:
             if not pts:
                 continue
             colors = s.get("point_colors") or [s["color"]] * len(pts)
-            ax.scatter([p[0] for p in pts], [p[1] for p in pts], c=colors, s=38, zorder=3, edgecolors="white", linewidths=0.6)
+            ax.scatter(
+                [p[0] for p in pts], [p[1] for p in pts], c=colors, s=38, zorder=3, edgecolors="white", linewidths=0.6
+            )
             front = sorted(pareto_front(pts), key=lambda i: pts[i])
-            ax.scatter([pts[i][0] for i in front], [pts[i][1] for i in front], s=130, facecolors="none", edgecolors=s["color"], linewidths=1.4, zorder=2)
-            ax.step([pts[i][0] for i in front], [pts[i][1] for i in front], where="post", color=s["color"], linestyle="--", linewidth=1, zorder=1)
-            labels += [(r["artifact"], x, y) for r, (x, y) in zip(s["rows"], pts)]
+            ax.scatter(
+                [pts[i][0] for i in front],
+                [pts[i][1] for i in front],
+                s=130,
+                facecolors="none",
+                edgecolors=s["color"],
+                linewidths=1.4,
+                zorder=2,
+            )
+            ax.step(
+                [pts[i][0] for i in front],
+                [pts[i][1] for i in front],
+                where="post",
+                color=s["color"],
+                linestyle="--",
+                linewidth=1,
+                zorder=1,
+            )
+            labels += [(r["artifact"], x, y) for r, (x, y) in zip(s["rows"], pts, strict=True)]
             if s.get("label"):
                 handles.append(Line2D([], [], color=s["color"], marker="o", linestyle="--", label=s["label"]))
         ax.set_xlabel("p50 latency at batch 1 (ms) — lower is better")
@@ -195,9 +251,16 @@ def stages_svg(stages: list[dict]) -> str:
         ax = fig.add_subplot()
         names, secs = [s["name"] for s in stages][::-1], [s["seconds"] for s in stages][::-1]
         ax.barh(names, secs, color="#54aeff")
-        for y, (s, v) in enumerate(zip(stages[::-1], secs)):
+        for y, (s, v) in enumerate(zip(stages[::-1], secs, strict=True)):
             skipped = "skipped" in (s.get("metrics") or {})
-            ax.annotate("skipped" if skipped else f"{v:.1f} s", (v, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+            ax.annotate(
+                "skipped" if skipped else f"{v:.1f} s",
+                (v, y),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+            )
         ax.set_xlabel("seconds")
         ax.margins(x=0.15)
         for side in ("top", "right"):
@@ -211,15 +274,23 @@ def chart(draw, *args) -> str:
         return f'<div class="chart">{draw(*args)}</div>'
     except ImportError as exc:
         reason = f"matplotlib is not installed ({exc.name or exc}); pip install matplotlib"
-    except Exception as exc:  # noqa: BLE001 — any drawing failure must leave the rest of the page intact
+    except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
     return f'<p class="muted">chart unavailable ({esc(reason)})</p>'
 
 
 def page(title: str, body: list[str]) -> str:
-    return "\n".join(['<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">',
-                      '<meta name="viewport" content="width=device-width,initial-scale=1">',
-                      f"<title>{esc(title)}</title><style>{CSS}</style></head><body>", *body, "</body></html>", ""])
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width,initial-scale=1">',
+            f"<title>{esc(title)}</title><style>{CSS}</style></head><body>",
+            *body,
+            "</body></html>",
+            "",
+        ]
+    )
 
 
 def subject(report: dict) -> str:
@@ -239,19 +310,41 @@ def status_line(report: dict) -> str:
 def render(report: dict) -> str:
     """report.json's dict -> the report.html page."""
     env, rows = report.get("env") or {}, report["results"]
-    body = [f"<h1>{esc(title(report))}</h1>", status_line(report), f'<p class="muted">{esc(report.get("run_dir", ""))}</p>']
+    body = [
+        f"<h1>{esc(title(report))}</h1>",
+        status_line(report),
+        f'<p class="muted">{esc(report.get("run_dir", ""))}</p>',
+    ]
     if rows:
-        body += [f'<p class="rule">Latency at batch 1 and throughput at batch 32 on {esc(env.get("cpu", "?"))}, {esc(env.get("threads", "?"))} threads. '
-                 f"Δ top-1 in points vs the baseline. {esc(rule_text(report))}</p>", table_html(report)]
-        body += ["<ul>" + "".join(f"<li>{esc(n)}</li>" for n in report.get("notes", [])) + "</ul>"] if report.get("notes") else []
+        body += [
+            f'<p class="rule">Latency at batch 1 and throughput at batch 32 on {esc(env.get("cpu", "?"))}, '
+            f"{esc(env.get('threads', '?'))} threads. "
+            f"Δ top-1 in points vs the baseline. {esc(rule_text(report))}</p>",
+            table_html(report),
+        ]
+        body += (
+            ["<ul>" + "".join(f"<li>{esc(n)}</li>" for n in report.get("notes", [])) + "</ul>"]
+            if report.get("notes")
+            else []
+        )
         colors = [PASS if s == "pass" else FAIL for s in statuses(report)]
-        body += ["<h2>Top-1 against latency</h2>",
-                 '<p class="rule">One point per artifact (green pass, red fail). Ringed points joined by the dashed line are the '
-                 "Pareto front: no other artifact is at least as fast and at least as accurate and better at one of the two.</p>",
-                 chart(accuracy_latency_svg, [{"label": None, "color": "#1f2328", "rows": rows, "point_colors": colors}])]
+        body += [
+            "<h2>Top-1 against latency</h2>",
+            '<p class="rule">One point per artifact (green pass, red fail). Ringed points joined by the dashed line '
+            "are the Pareto front: no other artifact is at least as fast and at least as accurate and better at one "
+            "of the two.</p>",
+            chart(accuracy_latency_svg, [{"label": None, "color": "#1f2328", "rows": rows, "point_colors": colors}]),
+        ]
     else:
-        body.append('<p class="muted">No results: the run stopped before the validate stage measured the artifacts.</p>')
+        body.append(
+            '<p class="muted">No results: the run stopped before the validate stage measured the artifacts.</p>'
+        )
     stages = report.get("stages", [])
     body += ["<h2>Stages</h2>"] + ([chart(stages_svg, stages)] if stages else []) + [stages_table(report)]
-    body += ["<h2>Environment</h2>", "<table><tbody>" + "".join(f'<tr><td class="l">{esc(k)}</td><td class="l">{esc(v)}</td></tr>' for k, v in env.items()) + "</tbody></table>"]
+    body += [
+        "<h2>Environment</h2>",
+        "<table><tbody>"
+        + "".join(f'<tr><td class="l">{esc(k)}</td><td class="l">{esc(v)}</td></tr>' for k, v in env.items())
+        + "</tbody></table>",
+    ]
     return page(title(report), body)

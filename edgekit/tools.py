@@ -1,4 +1,5 @@
 """The stand-alone commands `edgekit bench`, `edgekit build` and `edgekit eval` on any ONNX file."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,10 @@ def _threads(threads: int) -> int:
 def _static_shape(runner: OrtRunner) -> tuple[int, ...]:
     shape = runner.input_shape[1:]
     if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
-        raise EdgekitError(f"{runner.path}: input shape {runner.input_shape} is not (batch, C, H, W) with fixed C, H, W: export the model with a static image size")
+        raise EdgekitError(
+            f"{runner.path}: input shape {runner.input_shape} is not (batch, C, H, W) with fixed C, H, W: export the "
+            "model with a static image size"
+        )
     return tuple(shape)
 
 
@@ -31,7 +35,9 @@ def bench_onnx(path: Path, threads: int = 0, batch: int = 32, seconds: float = 2
     if isinstance(fixed_batch, int) and fixed_batch not in (1, batch):
         batch = fixed_batch
     inputs = np.random.default_rng(0).standard_normal((batch, *shape), dtype=np.float32)
-    latency = measure_latency(runner, inputs, min_s=seconds) if not isinstance(fixed_batch, int) or fixed_batch == 1 else None
+    latency = (
+        measure_latency(runner, inputs, min_s=seconds) if not isinstance(fixed_batch, int) or fixed_batch == 1 else None
+    )
     return {
         "file": str(path),
         "backend": runner.backend,
@@ -60,11 +66,15 @@ def engine_target(onnx_path: Path, engine_path: Path | None, identity: dict) -> 
     if not diff:
         return target
     if engine_path:
-        raise EdgekitError(f"{target} holds an engine for another runtime ({'; '.join(diff)}) and is kept: give another --engine path")
+        raise EdgekitError(
+            f"{target} holds an engine for another runtime ({'; '.join(diff)}) and is kept: give another --engine path"
+        )
     return device_engine_path(Path(onnx_path), identity)
 
 
-def build_tensorrt(onnx_path: Path, options, engine_path: Path | None = None, rebuild: bool = True) -> tuple[Path, dict]:
+def build_tensorrt(
+    onnx_path: Path, options, engine_path: Path | None = None, rebuild: bool = True
+) -> tuple[Path, dict]:
     """Build (or, with rebuild=False, reuse when its stamp matches this runtime and the ONNX file) the
     engine of `onnx_path`; returns the engine path and its stamp."""
     from edgekit.backends.tensorrt.builder import build_engine
@@ -83,7 +93,9 @@ def build_tensorrt(onnx_path: Path, options, engine_path: Path | None = None, re
                 return engine, stamp
         except EdgekitError as exc:
             print(f"rebuilding {engine.name}: {exc}", flush=True)
-    print(f"building {engine} from {onnx_path.name} with TensorRT {identity['tensorrt']} on {identity['gpu']}", flush=True)
+    print(
+        f"building {engine} from {onnx_path.name} with TensorRT {identity['tensorrt']} on {identity['gpu']}", flush=True
+    )
     build_engine(onnx_path, engine, options, identity)
     return engine, read_stamp(engine)
 
@@ -102,10 +114,17 @@ def bench_tensorrt(path: Path, options, batches: list[int], seconds: float = 3.0
     runner = TrtRunner(engine, onnx_path)
     too_big = [b for b in batches if not runner.min_batch <= b <= runner.max_batch]
     if too_big:
-        raise EdgekitError(f"batch sizes {too_big} are outside the engine's profile [{runner.min_batch}, {runner.max_batch}]: "
-                           "rebuild with --min-batch/--max-batch covering them")
-    return {"file": str(path), "engine": str(engine), "backend": "tensorrt", "stamp": runner.stamp,
-            "results": [runner.profile(b, min_s=seconds, cuda_graph=cuda_graph) for b in batches]}
+        raise EdgekitError(
+            f"batch sizes {too_big} are outside the engine's profile [{runner.min_batch}, {runner.max_batch}]: "
+            "rebuild with --min-batch/--max-batch covering them"
+        )
+    return {
+        "file": str(path),
+        "engine": str(engine),
+        "backend": "tensorrt",
+        "stamp": runner.stamp,
+        "results": [runner.profile(b, min_s=seconds, cuda_graph=cuda_graph) for b in batches],
+    }
 
 
 def eval_onnx(path: Path, data_name: str, threads: int = 0) -> dict:
@@ -120,10 +139,16 @@ def eval_onnx(path: Path, data_name: str, threads: int = 0) -> dict:
     shape = _static_shape(runner)
     data = load_data(DataConfig(name=data_name, image_size=shape[-1]))
     if tuple(data.input_size) != shape:
-        raise EdgekitError(f"{path} expects inputs {shape} but {data_name} gives {tuple(data.input_size)}: evaluate on the data the model was trained for")
+        raise EdgekitError(
+            f"{path} expects inputs {shape} but {data_name} gives {tuple(data.input_size)}: evaluate on the data the "
+            "model was trained for"
+        )
     classes = json.loads(meta.get("class_names", "[]"))
     if classes and len(classes) != data.num_classes:
-        raise EdgekitError(f"{path} has {len(classes)} classes but {data_name} has {data.num_classes}: evaluate on the data the model was trained for")
+        raise EdgekitError(
+            f"{path} has {len(classes)} classes but {data_name} has {data.num_classes}: evaluate on the data the "
+            "model was trained for"
+        )
     images = normalize(data.val.images, norm["mean"], norm["std"]).numpy()
     acc = evaluate(runner, images, data.val.labels.numpy(), label="eval")
     return {"file": str(path), "data": data.name, "images": len(images), **acc}
@@ -142,8 +167,17 @@ def model_table(pattern: str | None = None) -> str:
         with torch.device("meta"):  # shapes only: counting 40+ models takes seconds, not minutes
             model = create_model(name, num_classes=spec.num_classes, in_chans=spec.input_size[0])
             params, macs = count_params(model), count_macs(model, spec.input_size)
-        rows.append((name, spec.family, f"{params / 1e6:.2f}M", f"{macs / 1e6:.1f}M", "x".join(map(str, spec.input_size)), spec.paper))
+        rows.append(
+            (
+                name,
+                spec.family,
+                f"{params / 1e6:.2f}M",
+                f"{macs / 1e6:.1f}M",
+                "x".join(map(str, spec.input_size)),
+                spec.paper,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.append("\naliases: " + ", ".join(f"{a} -> {t}" for a, t in sorted(MODELS.aliases().items())))
     return "\n".join(lines)

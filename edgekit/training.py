@@ -1,13 +1,15 @@
 """The training loop shared by baseline training and distillation: optimizer, cosine schedule with
 warm-up, augmentation, progress, device and mixed precision (edgekit.accelerator). The loss is the
 caller's: `loss_fn(model, x, y) -> loss`, called under autocast with `x`, `y` on the training device."""
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from torch import nn
@@ -17,6 +19,7 @@ from edgekit.config import ranged
 from edgekit.data.dataset import Dataset, Split
 from edgekit.data.transforms import normalize, random_crop_flip
 from edgekit.progress import Progress
+from edgekit.seeding import seeded
 
 
 @dataclass
@@ -62,8 +65,15 @@ def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
     return peak * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def fit(model: nn.Module, data: Dataset, cfg: OptimConfig, loss_fn: LossFn, label: str, extra: nn.Module | None = None,
-        resume_file: Path | None = None) -> dict:
+def fit(
+    model: nn.Module,
+    data: Dataset,
+    cfg: OptimConfig,
+    loss_fn: LossFn,
+    label: str,
+    extra: nn.Module | None = None,
+    resume_file: Path | None = None,
+) -> dict:
     """Train `model` in place (and `extra`, whose parameters join the optimizer); returns the mean loss
     of the last epoch, the images/s rate, the device and the precision. Both modules end on the device
     they started on (the CPU for every stage), whatever device trained them.
@@ -81,7 +91,8 @@ def fit(model: nn.Module, data: Dataset, cfg: OptimConfig, loss_fn: LossFn, labe
     if extra is not None:
         extra.to(device)
     try:
-        stats = _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file)
+        with seeded(cfg.seed):  # dropout, stochastic depth: seeded here, the caller's RNG left as it was
+            stats = _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file)
     finally:
         model.to(home)
         if extra is not None:
@@ -89,13 +100,23 @@ def fit(model: nn.Module, data: Dataset, cfg: OptimConfig, loss_fn: LossFn, labe
     return {**stats, "device": device.type, "precision": precision_name(dtype)}
 
 
-def _save_state(path: Path, epoch: int, step: int, model, extra, opt, scaler, gen, fingerprint: dict, last_loss: float) -> None:
+def _save_state(
+    path: Path, epoch: int, step: int, model, extra, opt, scaler, gen, fingerprint: dict, last_loss: float
+) -> None:
     from edgekit.fileio import atomic_path
 
-    state = {"fingerprint": fingerprint, "epoch": epoch, "step": step, "last_loss": last_loss,
-             "model": model.state_dict(), "extra": extra.state_dict() if extra is not None else {},
-             "optimizer": opt.state_dict(), "scaler": scaler.state_dict() if scaler is not None else {},
-             "generator": gen.get_state(), "torch_rng": torch.get_rng_state()}
+    state = {
+        "fingerprint": fingerprint,
+        "epoch": epoch,
+        "step": step,
+        "last_loss": last_loss,
+        "model": model.state_dict(),
+        "extra": extra.state_dict() if extra is not None else {},
+        "optimizer": opt.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else {},
+        "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+    }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
@@ -107,17 +128,23 @@ def _load_state(path: Path, device, fingerprint: dict, label: str):
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # a damaged file: train from the start rather than fail the resume
-        print(f"{label}: ignoring the unreadable epoch checkpoint {path.name} ({type(exc).__name__}); training from epoch 1", flush=True)
+        print(
+            f"{label}: ignoring the unreadable epoch checkpoint {path.name} ({type(exc).__name__}); training from "
+            "epoch 1",
+            flush=True,
+        )
         return None
     if state.get("fingerprint") != fingerprint:
-        print(f"{label}: ignoring {path.name}: it was saved with other training settings; training from epoch 1", flush=True)
+        print(
+            f"{label}: ignoring {path.name}: it was saved with other training settings; training from epoch 1",
+            flush=True,
+        )
         return None
     return state
 
 
 def _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file=None) -> dict[str, float]:
     gen = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
     n = len(data.train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
@@ -128,7 +155,11 @@ def _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file=No
     if extra is not None:
         extra.train()
     step, last_loss, rate, first = 0, float("nan"), 0.0, 0
-    fingerprint = {"images": n, "config": {k: v for k, v in vars(cfg).items() if k not in ("device", "amp")}, "precision": precision_name(dtype)}
+    fingerprint = {
+        "images": n,
+        "config": {k: v for k, v in vars(cfg).items() if k not in ("device", "amp")},
+        "precision": precision_name(dtype),
+    }
     saved = _load_state(resume_file, device, fingerprint, label)
     if saved is not None:
         model.load_state_dict(saved["model"])
@@ -180,7 +211,9 @@ def _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file=No
 
 
 @torch.no_grad()
-def predict(model: nn.Module, split: Split, data: Dataset, batch_size: int = 500, label: str | None = None) -> torch.Tensor:
+def predict(
+    model: nn.Module, split: Split, data: Dataset, batch_size: int = 500, label: str | None = None
+) -> torch.Tensor:
     """Logits of `model` on a split, in eval mode, with the data set's normalization."""
     model.eval()
     outs = []

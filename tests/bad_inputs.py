@@ -1,5 +1,6 @@
 """Builders of the bad inputs that tests/test_bad_input.py feeds the command line: files, folders,
 recipes and patched environments, one small function per case, plus the Case record and helpers."""
+
 from __future__ import annotations
 
 import errno
@@ -7,9 +8,9 @@ import hashlib
 import json
 import os
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -17,12 +18,24 @@ from conftest import SLICE
 
 ROOT = Path(__file__).parent.parent
 DATA = ["--set", f"data.root={SLICE}"]
-FAST = [*DATA, "--epochs", "0", "--set", "export.parity_images=16", "--set", "validate.min_seconds=0.05",
-        "--set", "validate.min_runs=5", "--set", "validate.warmup_s=0"]
+FAST = [
+    *DATA,
+    "--epochs",
+    "0",
+    "--set",
+    "export.parity_images=16",
+    "--set",
+    "validate.min_seconds=0.05",
+    "--set",
+    "validate.min_runs=5",
+    "--set",
+    "validate.warmup_s=0",
+]
 OLD_RUN = "20250101-000000-lenet5-0a0a"
 
 
 # ---------------------------------------------------------------- helpers
+
 
 def snapshot(folder: Path) -> dict[str, str]:
     """sha256 of every file under `folder`, by relative path (folders with no files show as '<dir>')."""
@@ -65,10 +78,16 @@ def tiny_onnx(tmp: Path, name: str = "m.onnx") -> Path:
 
     w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((16, 1, 3, 3)).astype(np.float32), "w")
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["input", "w"], ["c"]), helper.make_node("GlobalAveragePool", ["c"], ["g"]),
-         helper.make_node("Flatten", ["g"], ["logits"])],
-        "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 8, 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 16])], [w])
+        [
+            helper.make_node("Conv", ["input", "w"], ["c"]),
+            helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+            helper.make_node("Flatten", ["g"], ["logits"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 16])],
+        [w],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     path = tmp / name
@@ -99,6 +118,7 @@ class _Evil:
 
 
 # ---------------------------------------------------------------- the catalogue
+
 
 @dataclass
 class Case:

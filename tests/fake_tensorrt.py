@@ -2,14 +2,20 @@
 (and 11's, which lacks the precision builder flags). It lets the builder's logic (typing, flags,
 profile, workspace, timing cache, stamp) be tested where TensorRT cannot be installed. It proves the
 calls edgekit makes, not that TensorRT accepts them: that stays unverified without a real TensorRT."""
+
 from __future__ import annotations
 
 import enum
 import types
 
 
-def make(version: str = "10.3.0", weak_typing: bool = True, parse_ok: bool = True, build_ok: bool = True,
-         cache_readable: bool = True) -> types.SimpleNamespace:
+def make(
+    version: str = "10.3.0",
+    weak_typing: bool = True,
+    parse_ok: bool = True,
+    build_ok: bool = True,
+    cache_readable: bool = True,
+) -> types.SimpleNamespace:
     calls: list[tuple] = []
 
     class Logger:
@@ -17,11 +23,6 @@ def make(version: str = "10.3.0", weak_typing: bool = True, parse_ok: bool = Tru
 
         def __init__(self, severity):
             calls.append(("Logger", severity))
-
-    # TensorRT 11: every network is strongly typed, so the creation flag is not needed (modelled as absent).
-    NetworkDefinitionCreationFlag = enum.IntEnum("NetworkDefinitionCreationFlag", {"STRONGLY_TYPED": 5} if weak_typing else {"_RESERVED": 9})
-    BuilderFlag = enum.Enum("BuilderFlag", ["FP16", "INT8", "REFIT"] if weak_typing else ["REFIT"])
-    MemoryPoolType = enum.Enum("MemoryPoolType", ["WORKSPACE"])
 
     class TimingCache:
         def __init__(self, data: bytes):
@@ -95,6 +96,17 @@ def make(version: str = "10.3.0", weak_typing: bool = True, parse_ok: bool = Tru
         def get_error(self, i):
             return "In node 3 (Conv): unsupported weights"
 
-    return types.SimpleNamespace(__version__=version, Logger=Logger, Builder=Builder, OnnxParser=OnnxParser,
-                                 NetworkDefinitionCreationFlag=NetworkDefinitionCreationFlag, BuilderFlag=BuilderFlag,
-                                 MemoryPoolType=MemoryPoolType, calls=calls)
+    return types.SimpleNamespace(
+        __version__=version,
+        Logger=Logger,
+        Builder=Builder,
+        OnnxParser=OnnxParser,
+        # Enums made here, inside the call: their members depend on the version modelled.
+        # TensorRT 11: every network is strongly typed, so the creation flag is not needed (modelled as absent).
+        NetworkDefinitionCreationFlag=enum.IntEnum(
+            "NetworkDefinitionCreationFlag", {"STRONGLY_TYPED": 5} if weak_typing else {"_RESERVED": 9}
+        ),
+        BuilderFlag=enum.Enum("BuilderFlag", ["FP16", "INT8", "REFIT"] if weak_typing else ["REFIT"]),
+        MemoryPoolType=enum.Enum("MemoryPoolType", ["WORKSPACE"]),
+        calls=calls,
+    )

@@ -1,4 +1,5 @@
 """The comparison benchmark (bench/): result schema, the two bars, and a --quick run end to end."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,10 @@ from bench import table  # noqa: E402
 
 def _rows(**top1_ips):
     """Rows named by method with (top1, throughput); other numbers fixed."""
-    return [table.row(m, top1=a, macs=1_000_000, size_mb=1.0, latency_ms_p50=0.3, throughput_ips=ips, seconds=1.0)
-            for m, (a, ips) in top1_ips.items()]
+    return [
+        table.row(m, top1=a, macs=1_000_000, size_mb=1.0, latency_ms_p50=0.3, throughput_ips=ips, seconds=1.0)
+        for m, (a, ips) in top1_ips.items()
+    ]
 
 
 def _bar(res, name):
@@ -26,7 +29,14 @@ def _bar(res, name):
 
 
 def test_schema_accepts_a_full_result_and_names_what_is_wrong():
-    rows = _rows(**{"edgekit": (0.9, 6000), "torch-pruning": (0.89, 5000), "ort-quantize-static": (0.88, 3000), "nncf": (0.895, 4000)})
+    rows = _rows(
+        **{
+            "edgekit": (0.9, 6000),
+            "torch-pruning": (0.89, 5000),
+            "ort-quantize-static": (0.88, 3000),
+            "nncf": (0.895, 4000),
+        }
+    )
     res = table.result("m", "d", 0.9, rows)
     assert table.schema_problems(res) == []
     assert set(rows[0]) == set(table.ROW_KEYS)
@@ -38,30 +48,87 @@ def test_schema_accepts_a_full_result_and_names_what_is_wrong():
     extra = table.result("m", "d", 0.9, rows[:3] + [dict(rows[3], speed=1)])
     assert any("keys" in p for p in table.schema_problems(extra))
     # A failed row carries None numbers and an error, and is valid.
-    failed = table.result("m", "d", 0.9, rows[:3] + [table.row("nncf", error="nncf is not installed: pip install nncf")])
+    failed = table.result(
+        "m", "d", 0.9, rows[:3] + [table.row("nncf", error="nncf is not installed: pip install nncf")]
+    )
     assert table.schema_problems(failed) == []
     assert failed["rows"][3]["top1"] is None
 
 
 def test_accuracy_bar_counts_ties_within_two_tenths_of_a_point():
-    tie = table.result("m", "d", 0.9, _rows(**{"edgekit": (0.900, 6000), "torch-pruning": (0.9019, 1), "ort-quantize-static": (0.8, 1), "nncf": (0.8, 1)}))
+    tie = table.result(
+        "m",
+        "d",
+        0.9,
+        _rows(
+            **{
+                "edgekit": (0.900, 6000),
+                "torch-pruning": (0.9019, 1),
+                "ort-quantize-static": (0.8, 1),
+                "nncf": (0.8, 1),
+            }
+        ),
+    )
     assert _bar(tie, "accuracy")["passed"] is True
-    worse = table.result("m", "d", 0.9, _rows(**{"edgekit": (0.900, 6000), "torch-pruning": (0.9025, 1), "ort-quantize-static": (0.8, 1), "nncf": (0.8, 1)}))
+    worse = table.result(
+        "m",
+        "d",
+        0.9,
+        _rows(
+            **{
+                "edgekit": (0.900, 6000),
+                "torch-pruning": (0.9025, 1),
+                "ort-quantize-static": (0.8, 1),
+                "nncf": (0.8, 1),
+            }
+        ),
+    )
     bar = _bar(worse, "accuracy")
     assert bar["passed"] is False and "torch-pruning" in bar["detail"] and "-0.25 points" in bar["detail"]
 
 
 def test_speed_bar_compares_with_the_fastest_peer_that_is_not_more_accurate():
     # nncf is faster but clearly more accurate: it is not the one to beat; ORT (less accurate) is.
-    res = table.result("m", "d", 0.9, _rows(**{"edgekit": (0.90, 5000), "torch-pruning": (0.95, 9000), "ort-quantize-static": (0.85, 4000), "nncf": (0.93, 8000)}))
+    res = table.result(
+        "m",
+        "d",
+        0.9,
+        _rows(
+            **{
+                "edgekit": (0.90, 5000),
+                "torch-pruning": (0.95, 9000),
+                "ort-quantize-static": (0.85, 4000),
+                "nncf": (0.93, 8000),
+            }
+        ),
+    )
     bar = _bar(res, "speed @32")
     assert bar["passed"] is True and "ort-quantize-static" in bar["detail"]
-    slower = table.result("m", "d", 0.9, _rows(**{"edgekit": (0.90, 3000), "torch-pruning": (0.95, 9000), "ort-quantize-static": (0.85, 4000), "nncf": (0.93, 8000)}))
+    slower = table.result(
+        "m",
+        "d",
+        0.9,
+        _rows(
+            **{
+                "edgekit": (0.90, 3000),
+                "torch-pruning": (0.95, 9000),
+                "ort-quantize-static": (0.85, 4000),
+                "nncf": (0.93, 8000),
+            }
+        ),
+    )
     assert _bar(slower, "speed @32")["passed"] is False
 
 
 def test_write_keeps_every_models_table_in_results_md(tmp_path):
-    rows = _rows(**{"edgekit": (0.9, 6000), "torch-pruning": (0.89, 5000), "ort-quantize-static": (0.88, 3000), "nncf": (0.895, 4000)})
+    rows = _rows(
+        **{
+            "edgekit": (0.9, 6000),
+            "torch-pruning": (0.89, 5000),
+            "ort-quantize-static": (0.88, 3000),
+            "nncf": (0.895, 4000),
+        }
+    )
     table.write(tmp_path, table.result("mobilenet_v3", "fashion_mnist", 0.9, rows), {"notes": ["a note"]})
     table.write(tmp_path, table.result("resnet18", "fashion_mnist", 0.91, rows), {})
     assert json.loads((tmp_path / "resnet18_fashion_mnist.json").read_text())["baseline_top1"] == 0.91
@@ -75,8 +142,23 @@ def test_write_keeps_every_models_table_in_results_md(tmp_path):
 def test_quick_run_writes_every_method_with_finite_numbers(tmp_path):
     """`python bench/compare.py --quick` on the shipped slice: the real pipeline and the real peers."""
     out, work = tmp_path / "results", tmp_path / "work"
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "compare.py"), "--quick", "--models", "mobilenet_v3",
-                           "--out", str(out), "--work", str(work)], capture_output=True, text=True, cwd=REPO, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "compare.py"),
+            "--quick",
+            "--models",
+            "mobilenet_v3",
+            "--out",
+            str(out),
+            "--work",
+            str(work),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads((out / "mobilenet_v3_fashion_mnist.json").read_text())
     assert table.schema_problems(res) == []

@@ -30,12 +30,15 @@ class Payload:
         return (print, ("code ran",))
 
 
-@pytest.mark.parametrize("writer,message", [
-    (lambda p: p.write_bytes(b"hello"), "not a readable PyTorch checkpoint"),
-    (lambda p: torch.save({"a": 1}, p), "holds no state_dict"),
-    (lambda p: p.write_bytes(pickle.dumps(Payload())), "not a readable PyTorch checkpoint"),
-    (lambda p: torch.save({"x": Payload()}, p), "refused by weights_only"),
-])
+@pytest.mark.parametrize(
+    "writer,message",
+    [
+        (lambda p: p.write_bytes(b"hello"), "not a readable PyTorch checkpoint"),
+        (lambda p: torch.save({"a": 1}, p), "holds no state_dict"),
+        (lambda p: p.write_bytes(pickle.dumps(Payload())), "not a readable PyTorch checkpoint"),
+        (lambda p: torch.save({"x": Payload()}, p), "refused by weights_only"),
+    ],
+)
 def test_bad_checkpoints(tmp_path, writer, message):
     path = tmp_path / "bad.pt"
     writer(path)

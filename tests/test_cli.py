@@ -1,4 +1,5 @@
 """The command line end to end on the shipped Fashion-MNIST slice, and its bad-input behaviour."""
+
 import hashlib
 import json
 import subprocess
@@ -8,12 +9,21 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import SLICE
 from edgekit.cli import main
 
-from conftest import SLICE
-
-FAST = ["--set", f"data.root={SLICE}", "--set", "validate.min_seconds=0.05", "--set", "validate.min_runs=5",
-        "--set", "validate.warmup_s=0", "--set", "quantize.calib_images=64"]
+FAST = [
+    "--set",
+    f"data.root={SLICE}",
+    "--set",
+    "validate.min_seconds=0.05",
+    "--set",
+    "validate.min_runs=5",
+    "--set",
+    "validate.warmup_s=0",
+    "--set",
+    "quantize.calib_images=64",
+]
 
 
 def _snapshot(folder: Path) -> dict:
@@ -23,26 +33,79 @@ def _snapshot(folder: Path) -> dict:
 @pytest.fixture(scope="module")
 def lenet_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("artifacts")
-    rc = main(["compress", "lenet", "--prune", "0.3", "--int8", "--epochs", "3", "--distill-epochs", "1", "--output", str(out), *FAST])
+    rc = main(
+        [
+            "compress",
+            "lenet",
+            "--prune",
+            "0.3",
+            "--int8",
+            "--epochs",
+            "10",
+            "--distill-epochs",
+            "6",
+            "--output",
+            str(out),
+            *FAST,
+        ]
+    )
     assert rc == 0
     (run,) = list(out.iterdir())
     return out, run
 
 
 def test_compress_leaves_a_complete_run_folder(lenet_run):
-    out, run = lenet_run
-    for name in ("recipe.yaml", "report.json", "report.md", "baseline.pt", "pruned.pt", "distilled.pt", "baseline.onnx", "model.onnx", "model.int8.onnx"):
+    _, run = lenet_run
+    for name in (
+        "recipe.yaml",
+        "report.json",
+        "report.md",
+        "baseline.pt",
+        "pruned.pt",
+        "distilled.pt",
+        "baseline.onnx",
+        "model.onnx",
+        "model.int8.onnx",
+    ):
         assert (run / name).is_file(), name
     report = json.loads((run / "report.json").read_text())
-    assert [s["name"] for s in report["stages"]] == ["load", "train", "prune", "distill", "export", "quantize", "build", "validate"]
+    assert [s["name"] for s in report["stages"]] == [
+        "load",
+        "train",
+        "prune",
+        "distill",
+        "export",
+        "quantize",
+        "build",
+        "validate",
+    ]
     assert all({"name", "seconds", "metrics"} <= set(s) for s in report["stages"])
     rows = {r["artifact"]: r for r in report["results"]}
     assert list(rows) == ["baseline", "pruned", "distilled", "baseline.onnx", "model.onnx", "model.int8.onnx"]
     for r in rows.values():
-        assert {"artifact", "format", "precision", "backend", "params", "macs", "size_mb", "top1", "top5", "latency_ms", "throughput_ips"} <= set(r)
+        assert {
+            "artifact",
+            "format",
+            "precision",
+            "backend",
+            "params",
+            "macs",
+            "size_mb",
+            "top1",
+            "top5",
+            "latency_ms",
+            "throughput_ips",
+        } <= set(r)
         assert set(r["latency_ms"]) == {"p50", "p90", "p99"} and r["latency_ms"]["p50"] > 0 and r["throughput_ips"] > 0
     assert rows["baseline"]["top1"] > 0.6  # LeNet learns real Fashion-MNIST even from 1,500 images
     assert rows["baseline.onnx"]["top1"] == pytest.approx(rows["baseline"]["top1"], abs=0.005)
+    # Every deliverable, not only the baseline: pruning plus distillation, the export and int8 each stay
+    # within the run's allowed drop (gate.max_drop, 1 point by default) of the baseline.
+    assert report["max_drop"] == 1.0
+    for name in ("distilled", "model.onnx", "model.int8.onnx"):
+        drop = (rows["baseline"]["top1"] - rows[name]["top1"]) * 100
+        assert drop <= report["max_drop"], (name, rows[name]["top1"], rows["baseline"]["top1"])
+    assert rows["pruned"]["top1"] < rows["distilled"]["top1"]  # the recovery stage earned its place
     assert rows["model.onnx"]["macs"] < 0.7 * rows["baseline"]["macs"]
     assert rows["model.int8.onnx"]["size_mb"] < 0.5 * rows["model.onnx"]["size_mb"]
     assert rows["model.int8.onnx"]["precision"] == "int8"
@@ -78,7 +141,14 @@ def test_models_and_help(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "mobilenet_v3_small" in out and "mobilenet_v3 -> mobilenet_v3_small" in out and "2.54M" in out
-    for cmd in ([], ["compress", "--help"], ["run", "--help"], ["bench", "--help"], ["eval", "--help"], ["models", "--help"]):
+    for cmd in (
+        [],
+        ["compress", "--help"],
+        ["run", "--help"],
+        ["bench", "--help"],
+        ["eval", "--help"],
+        ["models", "--help"],
+    ):
         try:
             rc = main(cmd if cmd else ["--help"])
         except SystemExit as exc:
@@ -105,9 +175,12 @@ BAD = [
     (["bench", "/nonexistent.onnx"], "does not exist"),
     (["frobnicate"], "invalid choice"),
     (["compress", "lenet", "--prune", "0.3", "--target-macs", "0.5"], "prune.ratio and prune.target_macs are both set"),
-    (["compress", "lenet", "--target-macs", "0.5", "--target-latency-ms", "1"], "prune.target_macs and prune.target_latency_ms are both set"),
+    (
+        ["compress", "lenet", "--target-macs", "0.5", "--target-latency-ms", "1"],
+        "prune.target_macs and prune.target_latency_ms are both set",
+    ),
     (["compress", "lenet", "--target-macs", "0"], "keeps no MACs"),
-    (["compress", "lenet", "--max-drop", "-1"], "quantize.max_drop = -1.0 is out of range"),
+    (["compress", "lenet", "--max-drop", "-1"], "gate.max_drop = -1.0 is out of range"),
 ]
 
 
@@ -130,22 +203,27 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, message):
     assert not out.exists() or not any(out.iterdir())
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda d: _write(d / "r.yaml", "prune:\n  ratio: 2\n"), "prune.ratio = 2.0 is out of range"),
-    (lambda d: _write(d / "r.yaml", "model:\n  name: lenet\n  colour: red\n"), "unknown key 'colour'"),
-    (lambda d: _write(d / "r.yaml", "model: [\n"), "invalid YAML at line"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda d: _write(d / "r.yaml", "prune:\n  ratio: 2\n"), "prune.ratio = 2.0 is out of range"),
+        (lambda d: _write(d / "r.yaml", "model:\n  name: lenet\n  colour: red\n"), "unknown key 'colour'"),
+        (lambda d: _write(d / "r.yaml", "model: [\n"), "invalid YAML at line"),
+    ],
+)
 def test_bad_recipes(tmp_path, capsys, make, message):
     assert main(["run", str(make(tmp_path)), "--output", str(tmp_path / "a")]) == 2
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"definitely not a checkpoint", "not a readable PyTorch checkpoint"),
-    (None, "does not match model lenet5"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"definitely not a checkpoint", "not a readable PyTorch checkpoint"),
+        (None, "does not match model lenet5"),
+    ],
+)
 def test_bad_weights_fail_with_one_line(tmp_path, capsys, content, message):
-    import torch
 
     import edgekit
     from edgekit.checkpoint import save_state_dict
@@ -165,5 +243,7 @@ def test_console_exit_code_and_no_traceback():
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: unknown model 'lenett': did you mean lenet")
-    debug = subprocess.run([sys.executable, "-m", "edgekit", "--debug", "compress", "lenett"], capture_output=True, text=True)
+    debug = subprocess.run(
+        [sys.executable, "-m", "edgekit", "--debug", "compress", "lenett"], capture_output=True, text=True
+    )
     assert "Traceback" in debug.stderr

@@ -2,12 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from edgekit.data import DataConfig, load_data
-from edgekit.data import fashion_mnist
+from conftest import SLICE
+from edgekit.data import DataConfig, fashion_mnist, load_data
 from edgekit.data.transforms import normalize, random_crop_flip
 from edgekit.errors import EdgekitError
-
-from conftest import SLICE
 
 
 def test_fashion_mnist_slice_is_real_data(fmnist_slice):
@@ -72,12 +70,15 @@ def test_image_folder_train_val(tmp_path):
     assert len(d.train) == 6 and len(d.val) == 6
 
 
-@pytest.mark.parametrize("setup,message", [
-    (lambda p: None, "does not exist"),
-    (lambda p: p.mkdir(), "has no class sub-folders"),
-    (lambda p: (p / "cls").mkdir(parents=True), "has no images"),
-    (lambda p: (_write_images(p / "train" / "a", 2, 0), _write_images(p / "val" / "b", 2, 0)), "classes differ"),
-])
+@pytest.mark.parametrize(
+    "setup,message",
+    [
+        (lambda p: None, "does not exist"),
+        (lambda p: p.mkdir(), "has no class sub-folders"),
+        (lambda p: (p / "cls").mkdir(parents=True), "has no images"),
+        (lambda p: (_write_images(p / "train" / "a", 2, 0), _write_images(p / "val" / "b", 2, 0)), "classes differ"),
+    ],
+)
 def test_image_folder_errors(tmp_path, setup, message):
     root = tmp_path / "data"
     setup(root)

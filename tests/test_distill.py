@@ -1,5 +1,6 @@
 """Distillation: feature KD through a learned adapter, a teacher chosen by name, device and mixed-precision
 selection. Real (sliced) Fashion-MNIST, tiny models."""
+
 import copy
 
 import pytest
@@ -7,10 +8,9 @@ import torch
 
 import edgekit
 from edgekit import accelerator
-from edgekit.artifact import Artifact, ModelEntry
+from edgekit.artifact import Artifact, Role
 from edgekit.checkpoint import read_state_dict, save_state_dict
-from edgekit.distill_losses import FeatureAdapter, kd_loss
-from edgekit.distill_teacher import load_teacher
+from edgekit.distill import FeatureAdapter, kd_loss, load_teacher
 from edgekit.errors import EdgekitError
 from edgekit.recipe import Recipe, from_dict
 from edgekit.stages import distill
@@ -27,7 +27,9 @@ def lenet(seed=0, **kwargs):
 
 
 def quick(**kwargs) -> distill.Config:
-    return distill.Config(**{"epochs": 3, "batch_size": 100, "lr": 3e-3, "feature_weight": 1.0, "augment_pad": 0, **kwargs})
+    return distill.Config(
+        **{"epochs": 3, "batch_size": 100, "lr": 3e-3, "feature_weight": 1.0, "augment_pad": 0, **kwargs}
+    )
 
 
 def calls(module: torch.nn.Module) -> list:
@@ -39,7 +41,7 @@ def calls(module: torch.nn.Module) -> list:
 def test_feature_kd_trains_adapter_in_one_pass_and_lowers_feature_loss(fmnist_slice):
     teacher, student = lenet(0), lenet(1, width_mult=0.5)  # 120 vs 60 feature channels
     cfg = quick()
-    objective = distill.Objective(student, teacher, cfg, SIZE)
+    objective = distill.objective_for(student, teacher, cfg, SIZE)
     adapter = objective.adapter
     assert adapter.proj.in_channels == 60 and adapter.proj.out_channels == 120
     before = copy.deepcopy(adapter.state_dict())
@@ -59,7 +61,7 @@ def test_feature_kd_trains_adapter_in_one_pass_and_lowers_feature_loss(fmnist_sl
 
 def test_feature_weight_zero_is_plain_logit_kd():
     teacher, student = lenet(0), lenet(1, width_mult=0.5)
-    objective = distill.Objective(student, teacher, quick(feature_weight=0.0), SIZE)
+    objective = distill.objective_for(student, teacher, quick(feature_weight=0.0), SIZE)
     assert objective.adapter is None
     x, y = torch.randn(4, *SIZE), torch.randint(0, 10, (4,))
     assert torch.allclose(objective(student, x, y), kd_loss(student(x), teacher(x), y, 4.0, 0.7))
@@ -68,9 +70,11 @@ def test_feature_weight_zero_is_plain_logit_kd():
 def test_adapter_resizes_to_a_different_teacher_layout():
     """A MobileNetV3 teacher ends on 2x2 maps, LeNet on 1x1: the adapter resizes and gets gradients."""
     torch.manual_seed(0)
-    teacher = edgekit.create_model("mobilenet_v3_small", num_classes=10, in_chans=1, small_input=True, width_mult=0.5).eval()
+    teacher = edgekit.create_model(
+        "mobilenet_v3_small", num_classes=10, in_chans=1, small_input=True, width_mult=0.5
+    ).eval()
     student = lenet(1).train()
-    objective = distill.Objective(student, teacher, quick(), SIZE)
+    objective = distill.objective_for(student, teacher, quick(), SIZE)
     x, y = torch.randn(4, *SIZE), torch.randint(0, 10, (4,))
     objective(student, x, y).backward()
     assert objective.adapter.proj.weight.grad.abs().sum() > 0
@@ -81,8 +85,8 @@ def test_adapter_resizes_to_a_different_teacher_layout():
 
 def _stage(tmp_path, data, teacher, student, cfg):
     art = Artifact(tmp_path)
-    art.add(ModelEntry("baseline", "torch", "fp32", 0, 0, tmp_path / "b.pt", teacher))
-    art.add(ModelEntry("pruned", "torch", "fp32", 0, 0, tmp_path / "p.pt", student))
+    art.add(Role.BASELINE, tmp_path / "b.pt", 0, 0, module=teacher)
+    art.add(Role.PRUNED, tmp_path / "p.pt", 0, 0, module=student, source=Role.BASELINE)
     return art, distill.run(art, cfg, Context(Recipe(), data, tmp_path))
 
 
@@ -94,7 +98,7 @@ def test_stage_saves_the_student_alone(tmp_path, fmnist_slice):
     saved = read_state_dict(tmp_path / "distilled.pt")
     assert set(saved) == set(student.state_dict())  # no adapter keys in the deliverable
     assert not any(k.startswith("proj") for k in saved)
-    assert set(art.entries["distilled"].module.state_dict()) == set(saved)
+    assert set(art[Role.DISTILLED].module.state_dict()) == set(saved)
 
 
 @pytest.fixture
@@ -105,48 +109,56 @@ def ctx(tmp_path, fmnist_slice):
 def test_teacher_by_name_loads_its_weights(tmp_path, fmnist_slice, ctx):
     trained = lenet(7, width_mult=0.5)
     save_state_dict(trained, tmp_path / "teacher.pt")
-    teacher = load_teacher("lenet", str(tmp_path / "teacher.pt"), {"width_mult": 0.5}, ctx)
+    teacher = load_teacher("lenet", str(tmp_path / "teacher.pt"), {"width_mult": 0.5}, SIZE, 10)
     for key, value in trained.state_dict().items():
         assert torch.equal(teacher.state_dict()[key], value), key
-    cfg = quick(epochs=1, teacher="lenet5", teacher_weights=str(tmp_path / "teacher.pt"), teacher_options={"width_mult": 0.5})
+    cfg = quick(
+        epochs=1, teacher="lenet5", teacher_weights=str(tmp_path / "teacher.pt"), teacher_options={"width_mult": 0.5}
+    )
     _, metrics = _stage(tmp_path, fmnist_slice, lenet(0), lenet(1, width_mult=0.5), cfg)
     assert metrics["teacher"] == "lenet5"
 
 
 def test_teacher_without_weights_is_an_error():
-    with pytest.raises(EdgekitError, match="a teacher needs trained weights: give distill.teacher_weights"):
+    with pytest.raises(EdgekitError, match=r"a teacher needs trained weights: give distill\.teacher_weights"):
         from_dict({"distill": {"teacher": "resnet18"}}, "r.yaml")
-    with pytest.raises(EdgekitError, match="distill.teacher is not"):
+    with pytest.raises(EdgekitError, match=r"distill\.teacher is not"):
         distill.Config(teacher_weights="t.pt")
-    with pytest.raises(EdgekitError, match="distill.teacher: unknown model"):
+    with pytest.raises(EdgekitError, match=r"distill\.teacher: unknown model"):
         distill.Config(teacher="resnt18", teacher_weights="t.pt")
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"num_classes": 5}, "has 5 classes but the data has 10"),
-    ({"in_chans": 3}, "takes 3-channel input but the data has 1 channels"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"num_classes": 5}, "has 5 classes but the data has 10"),
+        ({"in_chans": 3}, "takes 3-channel input but the data has 1 channels"),
+    ],
+)
 def test_teacher_with_other_classes_or_channels_is_an_error(tmp_path, ctx, kwargs, message):
     save_state_dict(lenet(**kwargs), tmp_path / "t.pt")
     with pytest.raises(EdgekitError, match=message):
-        load_teacher("lenet5", str(tmp_path / "t.pt"), {}, ctx)
+        load_teacher("lenet5", str(tmp_path / "t.pt"), {}, SIZE, 10)
 
 
 def test_missing_teacher_file_is_an_error(tmp_path, ctx):
-    with pytest.raises(EdgekitError, match="does not exist: check distill.teacher_weights"):
-        load_teacher("lenet5", str(tmp_path / "nope.pt"), {}, ctx)
+    with pytest.raises(EdgekitError, match=r"does not exist: check distill\.teacher_weights"):
+        load_teacher("lenet5", str(tmp_path / "nope.pt"), {}, SIZE, 10)
 
 
-@pytest.mark.parametrize("mode,device,bf16,expected", [
-    ("auto", "cpu", True, None),
-    ("bf16", "cpu", True, None),
-    ("fp16", "cpu", True, None),
-    ("off", "cuda", True, None),
-    ("auto", "cuda", True, torch.bfloat16),
-    ("auto", "cuda", False, torch.float16),
-    ("bf16", "cuda", True, torch.bfloat16),
-    ("fp16", "cuda", True, torch.float16),
-])
+@pytest.mark.parametrize(
+    "mode,device,bf16,expected",
+    [
+        ("auto", "cpu", True, None),
+        ("bf16", "cpu", True, None),
+        ("fp16", "cpu", True, None),
+        ("off", "cuda", True, None),
+        ("auto", "cuda", True, torch.bfloat16),
+        ("auto", "cuda", False, torch.float16),
+        ("bf16", "cuda", True, torch.bfloat16),
+        ("fp16", "cuda", True, torch.float16),
+    ],
+)
 def test_amp_dtype_selection(mode, device, bf16, expected):
     assert accelerator.amp_dtype(mode, device, bf16_supported=bf16) is expected
 
@@ -191,7 +203,10 @@ def test_cpu_training_ignores_amp(fmnist_slice):
 def test_cuda_training_with_amp(fmnist_slice, amp):
     model, stats = _train_lenet(fmnist_slice, amp=amp, device="cuda")
     assert stats["device"] == "cuda" and stats["final_loss"] == stats["final_loss"]  # not NaN
-    assert stats["precision"] == {"auto": "bf16" if torch.cuda.is_bf16_supported() else "fp16", "fp16": "fp16", "off": "fp32"}[amp]
+    assert (
+        stats["precision"]
+        == {"auto": "bf16" if torch.cuda.is_bf16_supported() else "fp16", "fp16": "fp16", "off": "fp32"}[amp]
+    )
     assert next(model.parameters()).device.type == "cpu"
 
 
@@ -201,7 +216,7 @@ def test_cuda_feature_distillation_returns_models_to_cpu(tmp_path, fmnist_slice)
     art, metrics = _stage(tmp_path, fmnist_slice, lenet(0), lenet(1, width_mult=0.5), quick(epochs=1, device="cuda"))
     assert metrics["device"] == "cuda" and metrics["feature_mse_end"] < metrics["feature_mse_start"]
     for name in ("baseline", "distilled"):
-        assert next(art.entries[name].module.parameters()).device.type == "cpu"
+        assert next(art[name].module.parameters()).device.type == "cpu"
 
 
 def test_check_inputs_finds_a_missing_teacher_file_before_the_run(tmp_path):

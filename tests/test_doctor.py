@@ -1,5 +1,6 @@
 """`edgekit doctor`: the real command on this machine, torch's GPU states faked, and a fake Jetson (files
 under tmp_path, a fake nvpmodel) so the Jetson branch is tested on any machine."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,10 @@ from edgekit import doctor, envinfo, jetson
 from edgekit.backends import tensorrt
 from edgekit.cli import main
 
-ORIN_RELEASE = "# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64, DATE: Fri Sep 13 04:36:44 UTC 2024\n"
+ORIN_RELEASE = (
+    "# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, "
+    "EABI: aarch64, DATE: Fri Sep 13 04:36:44 UTC 2024\n"
+)
 NVPMODEL_MAXN = "NV Fan Mode:quiet\nNV Power Mode: MAXN\n0\n"
 
 
@@ -52,6 +56,7 @@ def nvpmodel(output: str = NVPMODEL_MAXN):
     def run(argv):
         assert argv == ["nvpmodel", "-q"]
         return output
+
     return run
 
 
@@ -72,9 +77,28 @@ def test_cli_doctor_without_gpu_or_tensorrt(capsys, no_gpu_no_trt):
 def test_cli_doctor_json(capsys, no_gpu_no_trt):
     assert main(["doctor", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert {"edgekit", "python", "torch", "cuda", "cudnn", "onnx", "onnxruntime", "onnxruntime_providers", "onnxsim",
-            "torch_pruning", "tensorrt", "gpu", "gpus", "cpu", "cpu_cores", "cpu_cores_total", "os", "platform",
-            "jetson", "warnings"} <= set(info)
+    assert {
+        "edgekit",
+        "python",
+        "torch",
+        "cuda",
+        "cudnn",
+        "onnx",
+        "onnxruntime",
+        "onnxruntime_providers",
+        "onnxsim",
+        "torch_pruning",
+        "tensorrt",
+        "gpu",
+        "gpus",
+        "cpu",
+        "cpu_cores",
+        "cpu_cores_total",
+        "os",
+        "platform",
+        "jetson",
+        "warnings",
+    } <= set(info)
     assert info["tensorrt"].startswith("unavailable (") and info["gpus"] == []
     assert "CPUExecutionProvider" in info["onnxruntime_providers"]
     assert info["cpu_cores"] >= 1
@@ -91,17 +115,23 @@ def test_cuda_build_without_device(monkeypatch):
 def test_gpu_details_from_torch(monkeypatch, tmp_path):
     (tmp_path / "proc/driver/nvidia").mkdir(parents=True)
     (tmp_path / "proc/driver/nvidia/version").write_text(
-        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024\n")
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024\n"
+    )
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    monkeypatch.setattr(torch.cuda, "get_device_properties",
-                        lambda i: SimpleNamespace(name="NVIDIA H200", major=9, minor=0, total_memory=150 * 2**30))
+    monkeypatch.setattr(
+        torch.cuda,
+        "get_device_properties",
+        lambda i: SimpleNamespace(name="NVIDIA H200", major=9, minor=0, total_memory=150 * 2**30),
+    )
     monkeypatch.setattr(torch.version, "cuda", "12.6")
     monkeypatch.setattr(torch.backends.cudnn, "is_available", lambda: True)
     monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 90501)
     gpu = envinfo.cuda(tmp_path)
     assert gpu["cuda"] == "12.6" and gpu["cudnn"] == "9.5.1"
-    assert gpu["gpus"] == [{"name": "NVIDIA H200", "compute_capability": "9.0", "memory_gib": 150.0, "driver": "550.54.15"}]
+    assert gpu["gpus"] == [
+        {"name": "NVIDIA H200", "compute_capability": "9.0", "memory_gib": 150.0, "driver": "550.54.15"}
+    ]
     text = doctor.format_text({**doctor.collect(tmp_path, missing), **gpu})
     assert "gpu 0: NVIDIA H200, compute capability 9.0, 150.0 GiB, driver 550.54.15" in text
 
@@ -111,13 +141,16 @@ def test_cudnn_version_encoding(version, text):
     assert envinfo._cudnn(version) == text
 
 
-@pytest.mark.parametrize("release, l4t, jetpack", [
-    (ORIN_RELEASE, "36.4.0", "6.1"),
-    ("# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64", "36.4.3", "6.2"),
-    ("# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64", "35.4.1", "5.1.2"),
-    ("# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t210ref, EABI: aarch64", "32.7.1", "4.6.1"),
-    ("# R36 (release), REVISION: 9.9", "36.9.9", "unknown"),
-])
+@pytest.mark.parametrize(
+    "release, l4t, jetpack",
+    [
+        (ORIN_RELEASE, "36.4.0", "6.1"),
+        ("# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64", "36.4.3", "6.2"),
+        ("# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64", "35.4.1", "5.1.2"),
+        ("# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t210ref, EABI: aarch64", "32.7.1", "4.6.1"),
+        ("# R36 (release), REVISION: 9.9", "36.9.9", "unknown"),
+    ],
+)
 def test_l4t_release_and_jetpack(release, l4t, jetpack):
     assert jetson.parse_l4t(release) == l4t
     assert jetson.jetpack(l4t) == jetpack
@@ -127,25 +160,34 @@ def test_unrecognized_l4t():
     assert jetson.parse_l4t("garbage") is None and jetson.jetpack(None) == "unknown"
 
 
-@pytest.mark.parametrize("output, parsed", [
-    (NVPMODEL_MAXN, ("MAXN", 0)),
-    ("NV Power Mode: 15W\n1\n", ("15W", 1)),
-    ("NV Power Mode: MODE_30W_ALL\n", ("MODE_30W_ALL", None)),
-    ("nothing useful\n", None),
-])
+@pytest.mark.parametrize(
+    "output, parsed",
+    [
+        (NVPMODEL_MAXN, ("MAXN", 0)),
+        ("NV Power Mode: 15W\n1\n", ("15W", 1)),
+        ("NV Power Mode: MODE_30W_ALL\n", ("MODE_30W_ALL", None)),
+        ("nothing useful\n", None),
+    ],
+)
 def test_parse_nvpmodel(output, parsed):
     assert jetson.parse_nvpmodel(output) == parsed
 
 
-@pytest.mark.parametrize("error, reason", [
-    (FileNotFoundError("nvpmodel"), "unavailable (nvpmodel not found)"),
-    (subprocess.TimeoutExpired(["nvpmodel", "-q"], 5), "unavailable (nvpmodel -q timed out)"),
-    (subprocess.CalledProcessError(1, ["nvpmodel", "-q"], stderr="NVPM ERROR: failed to read PARAM\n"),
-     "unavailable (nvpmodel -q failed with code 1: NVPM ERROR: failed to read PARAM)"),
-])
+@pytest.mark.parametrize(
+    "error, reason",
+    [
+        (FileNotFoundError("nvpmodel"), "unavailable (nvpmodel not found)"),
+        (subprocess.TimeoutExpired(["nvpmodel", "-q"], 5), "unavailable (nvpmodel -q timed out)"),
+        (
+            subprocess.CalledProcessError(1, ["nvpmodel", "-q"], stderr="NVPM ERROR: failed to read PARAM\n"),
+            "unavailable (nvpmodel -q failed with code 1: NVPM ERROR: failed to read PARAM)",
+        ),
+    ],
+)
 def test_power_mode_when_nvpmodel_fails(error, reason):
     def run(argv):
         raise error
+
     assert jetson.power_mode(run) == {"power_mode": reason, "power_mode_id": None}
 
 
@@ -157,9 +199,14 @@ def test_run_command_raises_file_not_found_for_a_missing_command():
 def test_locked_jetson(tmp_path):
     info = jetson.probe(fake_jetson(tmp_path, locked=True), nvpmodel())
     assert info == {
-        "model": "NVIDIA Jetson AGX Orin Developer Kit", "l4t": "36.4.0", "jetpack": "6.1",
-        "power_mode": "MAXN", "power_mode_id": 0,
-        "cpu_clocks": "locked at 2201600 kHz", "gpu_clocks": "locked at 1300500000 Hz", "clocks_locked": True,
+        "model": "NVIDIA Jetson AGX Orin Developer Kit",
+        "l4t": "36.4.0",
+        "jetpack": "6.1",
+        "power_mode": "MAXN",
+        "power_mode_id": 0,
+        "cpu_clocks": "locked at 2201600 kHz",
+        "gpu_clocks": "locked at 1300500000 Hz",
+        "clocks_locked": True,
     }
     assert jetson.warnings(info) == []
 
@@ -206,11 +253,14 @@ def test_not_a_jetson(tmp_path):
     assert jetson.probe(tmp_path / "empty", missing) is None
 
 
-@pytest.mark.parametrize("cpuinfo, name", [
-    ("processor\t: 0\nmodel name\t: AMD EPYC 7B13\n", "AMD EPYC 7B13"),
-    ("processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xd42\n", "ARM Cortex-A78AE"),
-    ("processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xfff\n", "ARM CPU (implementer 0x41, part 0xfff)"),
-])
+@pytest.mark.parametrize(
+    "cpuinfo, name",
+    [
+        ("processor\t: 0\nmodel name\t: AMD EPYC 7B13\n", "AMD EPYC 7B13"),
+        ("processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xd42\n", "ARM Cortex-A78AE"),
+        ("processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xfff\n", "ARM CPU (implementer 0x41, part 0xfff)"),
+    ],
+)
 def test_cpu_model(tmp_path, cpuinfo, name):
     (tmp_path / "proc").mkdir()
     (tmp_path / "proc/cpuinfo").write_text(cpuinfo)

@@ -1,4 +1,5 @@
 """`timm:NAME` / `torchvision:NAME`: wrapped in the zoo contract, or a one-line error when missing."""
+
 import sys
 import types
 

@@ -1,4 +1,5 @@
 """PyTorch on CUDA: the GPU runner's accuracy path and trtexec-style timing. Skips without a GPU."""
+
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,7 @@
 """Timing helpers: every runner gets the same inputs, enough runs, and alternating slices."""
+
+from itertools import pairwise
+
 import numpy as np
 
 from edgekit.backends import measure_interleaved, measure_latency, throughput_of
@@ -25,7 +28,7 @@ def test_interleaved_alternates_runners_and_meets_min_runs():
     assert all(b == 32 for _, b in log)
     order = [name for name, _ in log]
     # a and b take turns: neither is timed in one block
-    switches = sum(1 for p, q in zip(order, order[1:]) if p != q)
+    switches = sum(1 for p, q in pairwise(order) if p != q)
     assert switches >= 2 * 4 - 1
 
 

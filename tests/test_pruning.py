@@ -1,12 +1,13 @@
 """Pruning quality: importance criteria, scope and per-layer floor, iterative steps, layer ratios,
 MACs / latency targets and the stage's metrics, on tiny models and the shipped Fashion-MNIST slice."""
+
 import math
 
 import pytest
 import torch
 
 import edgekit
-from edgekit.artifact import Artifact, ModelEntry
+from edgekit.artifact import Artifact, Role
 from edgekit.errors import EdgekitError
 from edgekit.metrics import count_macs, count_params
 from edgekit.recipe import Recipe
@@ -27,7 +28,9 @@ def _one_thread():
 
 def _mnv3(width=0.5):
     torch.manual_seed(0)
-    return edgekit.create_model("mobilenet_v3_small", num_classes=10, in_chans=1, small_input=True, width_mult=width).eval()
+    return edgekit.create_model(
+        "mobilenet_v3_small", num_classes=10, in_chans=1, small_input=True, width_mult=width
+    ).eval()
 
 
 def _convs(model):
@@ -42,7 +45,9 @@ def _differs(a, b):
 @pytest.mark.parametrize("importance", ["l2", "l1", "bn_scale", "taylor", "random"])
 def test_every_importance_prunes(importance, fmnist_slice):
     model = _mnv3()
-    pruned = prune.prune_model(model, prune.Config(ratio=0.3, importance=importance, taylor_batches=2), SIZE, fmnist_slice)
+    pruned = prune.prune_model(
+        model, prune.Config(ratio=0.3, importance=importance, taylor_batches=2), SIZE, fmnist_slice
+    )
     assert count_macs(pruned, SIZE) < 0.7 * count_macs(model, SIZE)
     assert pruned.get_classifier().out_features == 10
     assert pruned(torch.zeros(2, *SIZE)).shape == (2, 10)
@@ -54,11 +59,15 @@ def test_random_and_taylor_choose_other_channels_than_l2(fmnist_slice):
     l2 = prune.prune_model(model, prune.Config(**cfg), SIZE, fmnist_slice)
     rnd = prune.prune_model(model, prune.Config(importance="random", **cfg), SIZE, fmnist_slice)
     taylor = prune.prune_model(model, prune.Config(importance="taylor", **cfg), SIZE, fmnist_slice)
-    taylor_other_batches = prune.prune_model(model, prune.Config(importance="taylor", seed=1, **cfg), SIZE, fmnist_slice)
+    taylor_other_batches = prune.prune_model(
+        model, prune.Config(importance="taylor", seed=1, **cfg), SIZE, fmnist_slice
+    )
     assert _convs(l2) == _convs(rnd) == _convs(taylor)  # uniform scope: same widths, other channels
     assert _differs(l2, rnd) and _differs(l2, taylor)
     assert _differs(taylor, taylor_other_batches)  # the gradients (other training batches) decide
-    assert not _differs(rnd, prune.prune_model(model, prune.Config(importance="random", **cfg), SIZE, fmnist_slice))  # seeded
+    assert not _differs(
+        rnd, prune.prune_model(model, prune.Config(importance="random", **cfg), SIZE, fmnist_slice)
+    )  # seeded
 
 
 def test_taylor_needs_data_and_bn_scale_needs_batchnorm():
@@ -87,7 +96,9 @@ def test_global_scope_floor_keeps_every_layer():
 
 def test_two_steps_with_finetune(fmnist_slice):
     model = _mnv3()
-    pruned, info = prune.prune_with_info(model, prune.Config(ratio=0.3, steps=2, finetune_batches=3, batch_size=32), SIZE, fmnist_slice)
+    pruned, info = prune.prune_with_info(
+        model, prune.Config(ratio=0.3, steps=2, finetune_batches=3, batch_size=32), SIZE, fmnist_slice
+    )
     one_step = prune.prune_model(model, prune.Config(ratio=0.3), SIZE)
     assert _convs(pruned) == _convs(one_step)  # same final widths: the schedule reaches the ratio
     assert len(info["finetune_losses"]) == 1 and math.isfinite(info["finetune_losses"][0])
@@ -119,7 +130,11 @@ def test_target_macs(name, kwargs):
     assert kept > 0.47  # ... and close to it (narrow MobileNetV3 needs the per-layer refinement for this)
     assert info["probes"] and info["probes"][0]["ratio"] > 0
     chosen = [p for p in info["probes"] if p.get("chosen")]
-    assert len(chosen) == 1 and chosen[0]["macs"] == count_macs(pruned, SIZE) and chosen[0]["ratio"] == round(info["ratio"], 4)
+    assert (
+        len(chosen) == 1
+        and chosen[0]["macs"] == count_macs(pruned, SIZE)
+        and chosen[0]["ratio"] == round(info["ratio"], 4)
+    )
     # every probe that met the target used at least the chosen ratio
     assert all(p["ratio"] >= round(info["ratio"], 4) for p in info["probes"] if p["macs_fraction"] <= 0.5)
 
@@ -133,7 +148,7 @@ def test_target_macs_with_steps_checks_the_final_model(fmnist_slice):
 
 
 def test_target_macs_out_of_reach():
-    with pytest.raises(EdgekitError, match="target_macs 0.001 is out of reach: the highest ratio 0.9 keeps"):
+    with pytest.raises(EdgekitError, match=r"target_macs 0\.001 is out of reach: the highest ratio 0\.9 keeps"):
         prune.prune_model(_mnv3(), prune.Config(target_macs=0.001), SIZE)
 
 
@@ -165,12 +180,21 @@ def test_target_latency_bisection_keeps_the_least_pruned_model_that_meets_it():
 
 def test_target_latency_out_of_reach_says_best_reached():
     model = edgekit.create_model("lenet5", num_classes=10, in_chans=1, small_input=True).eval()
-    with pytest.raises(EdgekitError, match=r"target_latency_ms 1e-06 is out of reach: the highest ratio 0.9 runs at [0-9.]+ ms p50 \(baseline"):
+    with pytest.raises(
+        EdgekitError,
+        match=r"target_latency_ms 1e-06 is out of reach: the highest ratio 0.9 runs at [0-9.]+ ms p50 \(baseline",
+    ):
         prune.prune_model(model, prune.Config(target_latency_ms=1e-6, latency_probe_s=0.05), SIZE)
 
 
-@pytest.mark.parametrize("cfg", [dict(ratio=0.3, target_macs=0.5), dict(target_macs=0.5, target_latency_ms=3.0),
-                                 dict(ratio=0.2, target_latency_ms=3.0)])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        dict(ratio=0.3, target_macs=0.5),
+        dict(target_macs=0.5, target_latency_ms=3.0),
+        dict(ratio=0.2, target_latency_ms=3.0),
+    ],
+)
 def test_conflicting_targets_rejected(cfg):
     with pytest.raises(EdgekitError, match="exactly one drives a run"):
         prune.skip(None, prune.Config(**cfg), None)
@@ -181,7 +205,7 @@ def test_recipe_rejects_conflicting_targets_and_bad_values():
 
     rec = from_dict({"prune": {"target_macs": 0.5, "importance": "taylor", "scope": "global"}}, "test", {})
     assert prune.skip(None, rec.prune, None) is None
-    with pytest.raises(EdgekitError, match="prune.importance = 'fisher' is not allowed"):
+    with pytest.raises(EdgekitError, match=r"prune\.importance = 'fisher' is not allowed"):
         from_dict({"prune": {"importance": "fisher"}}, "test", {})
     assert prune.skip(None, prune.Config(), None) == "prune.ratio is 0"
 
@@ -189,13 +213,13 @@ def test_recipe_rejects_conflicting_targets_and_bad_values():
 def test_stage_metrics(tmp_path, fmnist_slice):
     model = _mnv3()
     art = Artifact(tmp_path)
-    art.add(ModelEntry("baseline", "torch", "fp32", count_params(model), count_macs(model, SIZE), tmp_path / "b.pt", model))
+    art.add(Role.BASELINE, tmp_path / "b.pt", count_params(model), count_macs(model, SIZE), module=model)
     ctx = Context(Recipe(), fmnist_slice, tmp_path)
     m = prune.run(art, prune.Config(target_macs=0.6, importance="l1", round_to=16), ctx)
     assert m["importance"] == "l1" and m["scope"] == "uniform" and m["steps"] == 1 and m["target_macs"] == 0.6
     assert 0 < m["ratio"] < 1 and m["search"]["probes"] and "probes" not in m
     assert m["macs_after"] <= 0.6 * m["macs_before"] and m["params_after"] < m["params_before"]
-    assert m["macs_after"] == art.entries["pruned"].macs
+    assert m["macs_after"] == art[Role.PRUNED].macs
     # round_to's effect: the same pruning without rounding, counted
     unrounded = prune.prune_model(model, prune.Config(ratio=m["ratio"], importance="l1", round_to=1), SIZE)
     assert m["macs_after_round_to_1"] == count_macs(unrounded, SIZE)
@@ -206,8 +230,21 @@ def test_stage_metrics(tmp_path, fmnist_slice):
 def test_cli_flags_map_to_recipe_keys():
     from edgekit.cli import _overrides, build_parser
 
-    args = build_parser().parse_args(["compress", "lenet", "--importance", "taylor", "--target-macs", "0.5",
-                                      "--prune-steps", "2", "--global-prune", "--target-latency-ms", "3"])
+    args = build_parser().parse_args(
+        [
+            "compress",
+            "lenet",
+            "--importance",
+            "taylor",
+            "--target-macs",
+            "0.5",
+            "--prune-steps",
+            "2",
+            "--global-prune",
+            "--target-latency-ms",
+            "3",
+        ]
+    )
     over = _overrides(args)
     assert over["prune.importance"] == "taylor" and over["prune.target_macs"] == 0.5
     assert over["prune.steps"] == 2 and over["prune.scope"] == "global" and over["prune.target_latency_ms"] == 3.0

@@ -1,4 +1,5 @@
 """Quantization quality: per-layer sensitivity and mixed precision, QAT, fp16 export (real ONNX Runtime)."""
+
 import numpy as np
 import onnx
 import pytest
@@ -6,13 +7,12 @@ import torch
 from torch import nn
 
 import edgekit
-from edgekit.artifact import Artifact, ModelEntry
+from conftest import SLICE
+from edgekit.artifact import Artifact, Role, RunInfo
 from edgekit.backends.ort import OrtRunner
-from edgekit.recipe import Recipe
+from edgekit.recipe import Recipe, from_dict
 from edgekit.stages import export, quantize
 from edgekit.stages.context import Context
-
-from conftest import SLICE
 
 SIZE = (1, 28, 28)
 
@@ -46,11 +46,12 @@ def _train(model, data, steps=60, lr=3e-3):
     return model.eval()
 
 
-def _artifact(model, tmp_path, data, name="tiny"):
+def _artifact(model, tmp_path, data, name="tiny", **sets):
+    """An Artifact holding `model` as the baseline, and a Context whose recipe has the dotted `sets`."""
     art = Artifact(tmp_path)
-    art.add(ModelEntry("baseline", "torch", "fp32", 0, 0, tmp_path / "b.pt", model.eval()))
-    art.info.update(model=name, classes=data.classes, mean=[0.286], std=[0.353], input_size=list(SIZE))
-    return art, Context(Recipe(), data, tmp_path)
+    art.add(Role.BASELINE, tmp_path / "b.pt", 0, 0, module=model.eval())
+    art.info = RunInfo(model=name, classes=data.classes, mean=[0.286], std=[0.353], input_size=list(SIZE))
+    return art, Context(from_dict({}, "test", sets), data, tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +77,9 @@ def outlier_model(slice_data):
 
 
 def test_sensitivity_keeps_the_harmful_layer_in_float(outlier_model, fmnist_slice, tmp_path):
-    art, ctx = _artifact(outlier_model, tmp_path, fmnist_slice)
+    art, ctx = _artifact(outlier_model, tmp_path, fmnist_slice, **{"gate.max_drop": 0.5, "qat.mode": "off"})
     export.run(art, export.Config(parity_images=64, parity_atol=1e-2), ctx)
-    cfg = quantize.Config(enabled=True, calib_images=64, sensitivity_images=500, max_drop=0.5, qat="off")
+    cfg = quantize.Config(enabled=True, calib_images=64, sensitivity_images=500)
     m = quantize.run(art, cfg, ctx)
     assert m["int8_drop"] > 5  # the outlier really hurts plain int8
     mixed = m["mixed_precision"]
@@ -89,28 +90,28 @@ def test_sensitivity_keeps_the_harmful_layer_in_float(outlier_model, fmnist_slic
     assert mixed["drop_after"] < mixed["drop_before"] and m["final_drop"] == mixed["drop_after"]
     assert m["held_out_split"].startswith("train")
     # The float layer really is float in the written file: its weight is a float initializer.
-    proto = onnx.load(art.entries["model.int8.onnx"].path)
+    proto = onnx.load(art[Role.INT8_ONNX].path)
     node = next(n for n in proto.graph.node if n.name == kept[0])
     inits = {i.name: i for i in proto.graph.initializer}
     assert inits[node.input[1]].data_type == onnx.TensorProto.FLOAT
-    assert OrtRunner(art.entries["model.int8.onnx"].path, 1).run(np.zeros((2, *SIZE), np.float32)).shape == (2, 10)
+    assert OrtRunner(art[Role.INT8_ONNX].path, 1).run(np.zeros((2, *SIZE), np.float32)).shape == (2, 10)
 
 
-def test_max_drop_null_skips_the_analysis(outlier_model, fmnist_slice, tmp_path):
+def test_no_drop_check_skips_the_analysis(outlier_model, fmnist_slice, tmp_path):
     art, ctx = _artifact(outlier_model, tmp_path, fmnist_slice)
     export.run(art, export.Config(parity_images=64, parity_atol=1e-2), ctx)
-    m = quantize.run(art, quantize.Config(enabled=True, calib_images=64, max_drop=None), ctx)
+    m = quantize.run(art, quantize.Config(enabled=True, calib_images=64, check_drop=False), ctx)
     assert "int8_drop" not in m and "mixed_precision" not in m and "qat" not in m
-    assert art.entries["model.int8.onnx"].path.is_file()
+    assert art[Role.INT8_ONNX].path.is_file()
 
 
 def test_held_out_images_are_disjoint_from_calibration(fmnist_slice, tmp_path):
     ctx = Context(Recipe(), fmnist_slice, tmp_path)
     cfg = quantize.Config(calib_images=100, sensitivity_images=300)
-    calib = quantize.calibration_images(ctx, cfg).reshape(100, -1)
-    held, labels = quantize.held_out(ctx, cfg)
+    calib = quantize.train_order(ctx, cfg).calibration().reshape(100, -1)
+    held, labels = quantize.train_order(ctx, cfg).held_out()
     assert len(held) == len(labels) == 300
-    same = (np.abs(held.reshape(300, -1)[:, None] - calib[None]).max(-1) < 1e-6)
+    same = np.abs(held.reshape(300, -1)[:, None] - calib[None]).max(-1) < 1e-6
     # Fashion-MNIST has a few duplicate images; distinct indices may still match pixel for pixel, but rarely.
     assert same.any(1).sum() <= 2
 
@@ -122,18 +123,18 @@ def test_qat_runs_and_gives_a_qdq_model(tmp_path):
     torch.manual_seed(0)
     model = edgekit.create_model("lenet5", num_classes=10, in_chans=1, small_input=True)
     _train(model, data, steps=20)
-    art, ctx = _artifact(model, tmp_path, data, "lenet5")
+    art, ctx = _artifact(model, tmp_path, data, "lenet5", **{"qat.mode": "on", "qat.lr": 1e-3})
     export.run(art, export.Config(parity_images=64), ctx)
     before = model.c3.weight.detach().clone()
-    m = quantize.run(art, quantize.Config(enabled=True, calib_images=64, sensitivity_images=200, qat="on", qat_lr=1e-3), ctx)
+    m = quantize.run(art, quantize.Config(enabled=True, calib_images=64, sensitivity_images=200), ctx)
     qat = m["qat"]
     assert qat["fake_quant_layers"] == 5 and np.isfinite(qat["final_loss"]) and "drop" in qat
     assert torch.equal(model.c3.weight, before)  # the pipeline's model is untouched, QAT tuned a copy
-    path = art.entries["model.int8.onnx"].path
+    path = art[Role.INT8_ONNX].path
     types = {n.op_type for n in onnx.load(path).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= types
     assert m["chosen"] in ("int8", "qat")
-    out = OrtRunner(path, 1).run(quantize.calibration_images(ctx, quantize.Config(calib_images=8)))
+    out = OrtRunner(path, 1).run(quantize.train_order(ctx, quantize.Config(calib_images=8)).calibration())
     assert out.shape == (8, 10) and np.isfinite(out).all()
 
 
@@ -156,10 +157,12 @@ def test_fake_quant_weight_grid_matches_ort_symmetric_per_channel():
 
 def test_fp16_export(fmnist_slice, tmp_path):
     torch.manual_seed(0)
-    model = edgekit.create_model("mobilenet_v3_small", num_classes=10, in_chans=1, small_input=True, width_mult=0.5).eval()
+    model = edgekit.create_model(
+        "mobilenet_v3_small", num_classes=10, in_chans=1, small_input=True, width_mult=0.5
+    ).eval()
     art, ctx = _artifact(model, tmp_path, fmnist_slice, "mobilenet_v3_small")
     m = export.run(art, export.Config(parity_images=32, fp16=True), ctx)
-    entry = art.entries["model.fp16.onnx"]
+    entry = art[Role.FP16_ONNX]
     assert entry.precision == "fp16" and entry.format == "onnx"
     proto = onnx.load(entry.path)
     onnx.checker.check_model(proto, full_check=True)
@@ -168,8 +171,8 @@ def test_fp16_export(fmnist_slice, tmp_path):
     assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert proto.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert {p.key for p in proto.metadata_props} >= {"model", "normalization"}
-    x = quantize.calibration_images(ctx, quantize.Config(calib_images=16))
-    ref = OrtRunner(art.entries["model.onnx"].path, 1).run(x)
+    x = quantize.train_order(ctx, quantize.Config(calib_images=16)).calibration()
+    ref = OrtRunner(art[Role.ONNX].path, 1).run(x)
     got = OrtRunner(entry.path, 1).run(x)
     assert got.dtype == np.float32 and np.abs(got - ref).max() < 1e-2
     assert m["model.fp16.onnx"]["max_abs_diff"] < 1e-2
@@ -184,9 +187,9 @@ def test_float_variant_matches_real_exclusion(outlier_model, slice_data, tmp_pat
     art, ctx = _artifact(outlier_model, tmp_path, slice_data)
     export.run(art, export.Config(parity_images=64, parity_atol=1e-2), ctx)
     cfg = quantize.Config(calib_images=64)
-    x = quantize.held_out(ctx, quantize.Config(calib_images=64, sensitivity_images=200))[0]
-    src = art.entries["model.onnx"].path
-    with Quantizer(src, quantize.calibration_images(ctx, cfg), cfg, tmp_path) as q:
+    x = quantize.train_order(ctx, quantize.Config(calib_images=64, sensitivity_images=200)).held_out()[0]
+    src = art[Role.ONNX].path
+    with Quantizer(src, quantize.train_order(ctx, cfg).calibration(), quantize.settings(cfg, "cpu"), tmp_path) as q:
         q.quantize(tmp_path / "plain.onnx")
         int8, fp32 = onnx.load(tmp_path / "plain.onnx"), onnx.load(src)
         plain = logits_of(int8, x, optimize=False)
@@ -206,7 +209,7 @@ def test_no_held_out_images_left_skips_the_check(outlier_model, slice_data, tmp_
     art, ctx = _artifact(outlier_model, tmp_path, slice_data)
     export.run(art, export.Config(parity_images=64, parity_atol=1e-2), ctx)
     m = quantize.run(art, quantize.Config(enabled=True, calib_images=len(slice_data.train), calib_batch=500), ctx)
-    assert m["int8_check"].startswith("skipped") and art.entries["model.int8.onnx"].path.is_file()
+    assert m["int8_check"].startswith("skipped") and art[Role.INT8_ONNX].path.is_file()
 
 
 def test_bypassing_a_relu_folded_pair_keeps_the_relu(slice_data, tmp_path):
@@ -217,14 +220,14 @@ def test_bypassing_a_relu_folded_pair_keeps_the_relu(slice_data, tmp_path):
     torch.manual_seed(0)
     art, ctx = _artifact(_train(Tiny(), slice_data, steps=20), tmp_path, slice_data)
     export.run(art, export.Config(parity_images=32), ctx)
-    quantize.run(art, quantize.Config(enabled=True, calib_images=64, max_drop=None), ctx)
+    quantize.run(art, quantize.Config(enabled=True, calib_images=64, check_drop=False), ctx)
     int8 = onnx.load(str(tmp_path / "model.int8.onnx"))
     assert "Relu" not in {n.op_type for n in int8.graph.node}  # folded by the quantizer
     inits = {i.name for i in int8.graph.initializer}
     acts = [n.input[0] for n in int8.graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in inits]
     assert bypass_activations(int8, acts) == len(acts)
     assert {n.op_type for n in int8.graph.node} >= {"Relu"}
-    x = quantize.held_out(ctx, quantize.Config(calib_images=64, sensitivity_images=200))[0]
+    x = quantize.train_order(ctx, quantize.Config(calib_images=64, sensitivity_images=200)).held_out()[0]
     fp32 = logits_of(tmp_path / "model.onnx", x)
     # only weights are int8 now: close to fp32 (before the Relu fix, bypassing removed the Relus)
     assert np.abs(logits_of(int8, x) - fp32).max() < 0.5
@@ -249,16 +252,29 @@ def test_mixed_precision_rescues_an_unbalanced_block(slice_data, tmp_path):
     src = tmp_path / "unbalanced.onnx"
     onnx.save(proto, str(src))
     cfg = quantize.Config(enabled=True, calib_images=128, sensitivity_images=500)
-    x, y = quantize.held_out(ctx, cfg)
+    x, y = quantize.train_order(ctx, cfg).held_out()
     held = HeldOut(x, y, logits_of(src, x))
     assert np.abs(held.ref_logits - logits_of(tmp_path / "model.onnx", x)).max() < 1e-3  # same fp32 function
-    with Quantizer(src, quantize.calibration_images(ctx, cfg), cfg, tmp_path) as q:
+    with Quantizer(src, quantize.train_order(ctx, cfg).calibration(), quantize.settings(cfg, "cpu"), tmp_path) as q:
         q.quantize(tmp_path / "plain.onnx")
         plain = logits_of(tmp_path / "plain.onnx", x)
-        r = mixed_precision(q, tmp_path / "mixed.onnx", tmp_path / "plain.onnx", src, held, held.drop(plain), max_drop=0.0, max_float_layers=2)
-    with Quantizer(tmp_path / "model.onnx", quantize.calibration_images(ctx, cfg), cfg, tmp_path) as q:
+        r = mixed_precision(
+            q,
+            tmp_path / "mixed.onnx",
+            tmp_path / "plain.onnx",
+            src,
+            held,
+            held.drop(plain),
+            max_drop=0.0,
+            max_float_layers=2,
+        )
+    with Quantizer(
+        tmp_path / "model.onnx", quantize.train_order(ctx, cfg).calibration(), quantize.settings(cfg, "cpu"), tmp_path
+    ) as q:
         q.quantize(tmp_path / "balanced.onnx")
-    assert held.mse(plain) > 10 * held.mse(logits_of(tmp_path / "balanced.onnx", x))  # the construction is what breaks int8
+    assert held.mse(plain) > 10 * held.mse(
+        logits_of(tmp_path / "balanced.onnx", x)
+    )  # the construction is what breaks int8
     assert r["steps"][1]["added"] == touched[1]  # conv2: reads the unbalanced tensor
     assert r["steps"][1]["logit_mse"] < held.mse(plain) / 10
     assert r["drop_after"] <= r["drop_before"] and (tmp_path / "mixed.onnx").is_file()

@@ -27,17 +27,20 @@ def test_overrides_beat_recipe_values(tmp_path):
     assert load_recipe(path, {"prune.ratio": 0.2}).prune.ratio == 0.2
 
 
-@pytest.mark.parametrize("tree,message", [
-    ({"prune": {"ratioo": 0.3}}, "unknown key 'ratioo'; allowed keys: ratio"),
-    ({"pruning": {}}, "unknown key 'pruning'"),
-    ({"prune": {"ratio": "high"}}, "prune.ratio = 'high' is not allowed: expected float"),
-    ({"prune": {"ratio": 1.0}}, r"prune.ratio = 1.0 is out of range: allowed \[0.0, 1.0\)"),
-    ({"train": {"epochs": 2.5}}, "train.epochs = 2.5 is not allowed: expected int"),
-    ({"train": {"optimizer": "adam"}}, "expected one of 'sgd', 'adamw'"),
-    ({"quantize": {"calibration": "kl"}}, "expected one of 'minmax', 'entropy', 'percentile'"),
-    ({"distill": {"enabled": "yes"}}, "expected bool"),
-    ({"model": "resnet18"}, "model must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "tree,message",
+    [
+        ({"prune": {"ratioo": 0.3}}, "unknown key 'ratioo'; allowed keys: ratio"),
+        ({"pruning": {}}, "unknown key 'pruning'"),
+        ({"prune": {"ratio": "high"}}, "prune.ratio = 'high' is not allowed: expected float"),
+        ({"prune": {"ratio": 1.0}}, r"prune.ratio = 1.0 is out of range: allowed \[0.0, 1.0\)"),
+        ({"train": {"epochs": 2.5}}, "train.epochs = 2.5 is not allowed: expected int"),
+        ({"train": {"optimizer": "adam"}}, "expected one of 'sgd', 'adamw'"),
+        ({"quantize": {"calibration": "kl"}}, "expected one of 'minmax', 'entropy', 'percentile'"),
+        ({"distill": {"enabled": "yes"}}, "expected bool"),
+        ({"model": "resnet18"}, "model must be a mapping"),
+    ],
+)
 def test_invalid_values_are_named(tree, message):
     with pytest.raises(EdgekitError, match=message):
         from_dict(tree, "r.yaml")

@@ -1,5 +1,6 @@
 """report.html (table with pass/fail, top-1 vs latency with the Pareto front, stage times), `edgekit report`
 comparing run folders, and the page as headless Chromium renders it."""
+
 import json
 import re
 import subprocess
@@ -17,21 +18,50 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 def row(name, top1, p50, precision="fp32", fmt="onnx"):
-    return {"artifact": name, "format": fmt, "precision": precision, "backend": "onnxruntime" if fmt == "onnx" else "torch",
-            "params": 61_000, "macs": 420_000, "size_mb": 0.25 if precision == "int8" else 1.0, "top1": top1, "top5": 0.99,
-            "latency_ms": {"p50": p50, "p90": p50 * 1.1, "p99": p50 * 1.3}, "throughput_ips": 1000 / p50}
+    return {
+        "artifact": name,
+        "format": fmt,
+        "precision": precision,
+        "backend": "onnxruntime" if fmt == "onnx" else "torch",
+        "params": 61_000,
+        "macs": 420_000,
+        "size_mb": 0.25 if precision == "int8" else 1.0,
+        "top1": top1,
+        "top5": 0.99,
+        "latency_ms": {"p50": p50, "p90": p50 * 1.1, "p99": p50 * 1.3},
+        "throughput_ips": 1000 / p50,
+    }
 
 
 def make_report(rows=None, max_drop=1.0, run_dir="/runs/a"):
-    rows = rows if rows is not None else [
-        row("baseline", 0.900, 0.50, fmt="torch"), row("baseline.onnx", 0.900, 0.30), row("model.onnx", 0.895, 0.20),
-        row("model.int8.onnx", 0.880, 0.15, "int8")]
-    stages = [{"name": "load", "seconds": 0.2, "config": {}, "metrics": {"images": 1500}},
-              {"name": "train", "seconds": 12.5, "config": {"epochs": 1}, "metrics": {"top1": 0.9}},
-              {"name": "quantize", "seconds": 3.1, "config": {"max_drop": max_drop}, "metrics": {"calibration": "minmax"}},
-              {"name": "validate", "seconds": 4.0, "config": {}, "metrics": {}}]
-    return {"status": "ok", "error": None, "run_dir": run_dir, "model": "lenet", "data": {"name": "fashion_mnist"}, "stages": stages,
-            "results": rows, "env": {"cpu": "test cpu", "threads": 1, "torch": "2.13"}, "notes": ["pruning kept 50% of the MACs"]}
+    rows = (
+        rows
+        if rows is not None
+        else [
+            row("baseline", 0.900, 0.50, fmt="torch"),
+            row("baseline.onnx", 0.900, 0.30),
+            row("model.onnx", 0.895, 0.20),
+            row("model.int8.onnx", 0.880, 0.15, "int8"),
+        ]
+    )
+    stages = [
+        {"name": "load", "seconds": 0.2, "config": {}, "metrics": {"images": 1500}},
+        {"name": "train", "seconds": 12.5, "config": {"epochs": 1}, "metrics": {"top1": 0.9}},
+        {"name": "quantize", "seconds": 3.1, "config": {}, "metrics": {"calibration": "minmax"}},
+        {"name": "validate", "seconds": 4.0, "config": {}, "metrics": {}},
+    ]
+    return {
+        "status": "ok",
+        "error": None,
+        "run_dir": run_dir,
+        "model": "lenet",
+        "data": {"name": "fashion_mnist"},
+        "stages": stages,
+        "max_drop": max_drop,
+        "results": rows,
+        "env": {"cpu": "test cpu", "threads": 1, "torch": "2.13"},
+        "notes": ["pruning kept 50% of the MACs"],
+    }
 
 
 def write_run(folder: Path, report: dict) -> Path:
@@ -86,11 +116,16 @@ def test_status_uses_the_runs_max_drop_and_defaults_to_one_point():
     report = make_report()  # drops: 0, 0, 0.5, 2.0 points
     assert statuses(report) == ["pass", "pass", "pass", "fail"]
     assert statuses(make_report(max_drop=2.0)) == ["pass"] * 4  # exactly the limit passes
-    report["stages"] = [s for s in report["stages"] if s["name"] != "quantize"]
-    assert report_html.max_drop(report) == (1.0, None)
-    assert "at most 1.0 points below" in render(report) and "sets no gate.max_drop or quantize.max_drop" in render(report)
-    gated = {**make_report(), "gate_config": {"max_drop": 0.2}, "gates": {"model.int8.onnx": {"top1": 0.9, "passed": True}}}
-    assert report_html.max_drop(gated) == (0.2, "gate.max_drop")
+    assert report_html.max_drop(make_report(max_drop=0.2)) == (0.2, "gate.max_drop")
+    # A report from before gate.max_drop was the one source: the quantize stage's config held it.
+    legacy = make_report()
+    del legacy["max_drop"]
+    legacy["stages"][2]["config"] = {"max_drop": 2.0}
+    assert report_html.max_drop(legacy) == (2.0, "quantize.max_drop")
+    legacy["stages"] = [s for s in legacy["stages"] if s["name"] != "quantize"]
+    assert report_html.max_drop(legacy) == (1.0, None)
+    assert "at most 1.0 points below" in render(legacy) and "records no gate.max_drop" in render(legacy)
+    gated = {**make_report(max_drop=0.2), "gates": {"model.int8.onnx": {"top1": 0.9, "passed": True}}}
     assert statuses(gated)[-1] == "pass"  # the gate's verdict, measured after the stage, wins
 
 
@@ -141,11 +176,14 @@ def test_failed_run_without_results_still_renders():
 
 def test_write_puts_report_html_next_to_report_md(tmp_path, capsys):
     from edgekit import report
-    from edgekit.artifact import Artifact, StageRecord
+    from edgekit.artifact import Artifact, RunInfo, StageRecord
 
     data = make_report()
-    art = Artifact(tmp_path, info={"model": "lenet", "data": {"name": "fashion_mnist"}, "results": data["results"]},
-                   history=[StageRecord(**s) for s in data["stages"]])
+    art = Artifact(
+        tmp_path,
+        info=RunInfo(model="lenet", data={"name": "fashion_mnist"}, results=data["results"]),
+        history=[StageRecord(**s) for s in data["stages"]],
+    )
     report.write(art)
     assert (tmp_path / "report.md").is_file() and not list(tmp_path.glob(".*.tmp"))  # written atomically
     page = (tmp_path / "report.html").read_text()
@@ -156,7 +194,11 @@ def test_report_command_marks_cells_that_differ(tmp_path, capsys):
     a = write_run(tmp_path / "a", make_report(run_dir=str(tmp_path / "a")))
     rows = make_report()["results"]
     rows[3] = {**rows[3], "top1": 0.884, "latency_ms": {**rows[3]["latency_ms"], "p50": 0.12}}  # +0.4 points, -20%
-    rows[2] = {**rows[2], "top1": 0.8955, "latency_ms": {**rows[2]["latency_ms"], "p50": 0.204}}  # noise: +0.05 points, +2%
+    rows[2] = {
+        **rows[2],
+        "top1": 0.8955,
+        "latency_ms": {**rows[2]["latency_ms"], "p50": 0.204},
+    }  # noise: +0.05 points, +2%
     b = write_run(tmp_path / "b", make_report(rows, run_dir=str(tmp_path / "b")))
     page = tmp_path / "out" / "compare.html"
     assert main(["report", str(a), str(b), "--html", str(page)]) == 0
@@ -168,25 +210,38 @@ def test_report_command_marks_cells_that_differ(tmp_path, capsys):
     model_row = [line for line in out.splitlines() if line.startswith("| model.onnx")][1]
     assert "**" not in model_row  # below the noise thresholds
     html = page.read_text()
-    assert 'class="better">88.40% <small>↑+0.40pt</small></td>' in html and 'class="better">0.120 <small>↓-20%</small></td>' in html
+    assert (
+        'class="better">88.40% <small>↑+0.40pt</small></td>' in html
+        and 'class="better">0.120 <small>↓-20%</small></td>' in html
+    )
     assert html.count("<svg") == 1 and "chart unavailable" not in html
 
 
 def test_diff_marks_say_better_or_worse():
     first = make_report()
-    slower = make_report([{**r, "latency_ms": {**r["latency_ms"], "p50": r["latency_ms"]["p50"] * 1.5}} for r in first["results"]])
+    slower = make_report(
+        [{**r, "latency_ms": {**r["latency_ms"], "p50": r["latency_ms"]["p50"] * 1.5}} for r in first["results"]]
+    )
     marks = diff_marks(first, slower)
     assert marks[("model.onnx", "p50 ms")] == ("↑+50%", "worse")
     assert ("model.onnx", "top-1") not in marks
 
 
-@pytest.mark.parametrize("make, problem", [
-    (lambda p: p / "missing", "does not exist"),
-    (lambda p: (p / "empty").mkdir() or p / "empty", "has no report.json"),
-    (lambda p: (p / "file.txt").write_text("x") and p / "file.txt", "is not a run folder"),
-    (lambda p: write_run(p / "broken", {}) and (p / "broken" / "report.json").write_text("{not json") and p / "broken", "is not valid JSON"),
-    (lambda p: write_run(p / "other", {"hello": 1}), "is not an edgekit report"),
-])
+@pytest.mark.parametrize(
+    "make, problem",
+    [
+        (lambda p: p / "missing", "does not exist"),
+        (lambda p: (p / "empty").mkdir() or p / "empty", "has no report.json"),
+        (lambda p: (p / "file.txt").write_text("x") and p / "file.txt", "is not a run folder"),
+        (
+            lambda p: (
+                write_run(p / "broken", {}) and (p / "broken" / "report.json").write_text("{not json") and p / "broken"
+            ),
+            "is not valid JSON",
+        ),
+        (lambda p: write_run(p / "other", {"hello": 1}), "is not an edgekit report"),
+    ],
+)
 def test_report_command_bad_folder_is_one_line_exit_2(tmp_path, capsys, make, problem):
     good = write_run(tmp_path / "good", make_report())
     assert main(["report", str(good), str(make(tmp_path))]) == 2
@@ -195,15 +250,35 @@ def test_report_command_bad_folder_is_one_line_exit_2(tmp_path, capsys, make, pr
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"{CHROMIUM} missing: apt-get install chromium (make test does it as root)")
+@pytest.mark.skipif(
+    not Path(CHROMIUM).is_file(), reason=f"{CHROMIUM} missing: apt-get install chromium (make test does it as root)"
+)
 def test_chromium_renders_the_page(tmp_path):
     page = tmp_path / "report.html"
     page.write_text(render(make_report()))
-    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}"]
+    flags = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     shot = tmp_path / "shot.png"
-    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()], capture_output=True, timeout=60, check=True)
-    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=60, check=True).stdout
+    subprocess.run(
+        [*flags, f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    dom = subprocess.run(
+        [*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
 
     from PIL import Image
 

@@ -1,4 +1,5 @@
 """Stage-level behaviour on real (sliced) Fashion-MNIST: prune, distillation loss, export, quantize."""
+
 from pathlib import Path
 
 import numpy as np
@@ -9,12 +10,14 @@ import torch.nn.functional as F
 from onnx import numpy_helper
 
 import edgekit
-from edgekit.artifact import Artifact, ModelEntry
+from edgekit.artifact import Artifact, Role, RunInfo
 from edgekit.data.transforms import normalize
+from edgekit.distill import kd_loss
 from edgekit.errors import EdgekitError
+from edgekit.export import onnx_file
 from edgekit.metrics import count_macs
 from edgekit.recipe import Recipe
-from edgekit.stages import distill, export, prune, quantize
+from edgekit.stages import export, prune, quantize
 from edgekit.stages.context import Context
 
 SIZE = (1, 28, 28)
@@ -25,8 +28,8 @@ def _export(name, tmp_path, data):
     torch.manual_seed(0)
     model = edgekit.create_model(name, num_classes=10, in_chans=1, small_input=True).eval()
     art = Artifact(tmp_path)
-    art.add(ModelEntry("baseline", "torch", "fp32", 0, 0, tmp_path / "b.pt", model))
-    art.info.update(model=name, classes=data.classes, mean=[0.286], std=[0.353], input_size=list(SIZE))
+    art.add(Role.BASELINE, tmp_path / "b.pt", 0, 0, module=model)
+    art.info = RunInfo(model=name, classes=data.classes, mean=[0.286], std=[0.353], input_size=list(SIZE))
     ctx = Context(Recipe(), data, tmp_path)
     metrics = export.run(art, export.Config(parity_images=64), ctx)
     return art, ctx, metrics
@@ -54,16 +57,16 @@ def test_prune_rounds_channels_and_cuts_macs():
 
 def test_kd_loss():
     s, t, y = torch.randn(8, 10), torch.randn(8, 10), torch.randint(0, 10, (8,))
-    assert torch.allclose(distill.kd_loss(s, t, y, 4.0, 0.0), F.cross_entropy(s, y))
-    assert torch.allclose(distill.kd_loss(s, s, y, 4.0, 1.0), torch.tensor(0.0), atol=1e-6)
-    assert distill.kd_loss(s, t, y, 4.0, 1.0) > 0
+    assert torch.allclose(kd_loss(s, t, y, 4.0, 0.0), F.cross_entropy(s, y))
+    assert torch.allclose(kd_loss(s, s, y, 4.0, 1.0), torch.tensor(0.0), atol=1e-6)
+    assert kd_loss(s, t, y, 4.0, 1.0) > 0
 
 
 def test_export_parity_and_metadata(exported):
     art, ctx, metrics = exported
     m = metrics["model.onnx"]
     assert m["max_abs_diff"] < 1e-4 and m["top1_agreement"] == 1.0
-    proto = onnx.load(art.entries["model.onnx"].path)
+    proto = onnx.load(art[Role.ONNX].path)
     assert proto.opset_import[0].version >= 17
     meta = {p.key: p.value for p in proto.metadata_props}
     assert {"edgekit_version", "model", "class_names", "input_size", "normalization"} <= set(meta)
@@ -74,10 +77,12 @@ def test_export_parity_and_metadata(exported):
 
 def test_export_parity_failure_fails_the_stage(exported, monkeypatch):
     art, ctx, _ = exported
-    monkeypatch.setattr(export, "parity", lambda *a: {"max_abs_diff": 0.5, "top1_agreement": 0.5})
+    monkeypatch.setattr(onnx_file, "parity", lambda *a: {"max_abs_diff": 0.5, "top1_agreement": 0.5})
     with pytest.raises(EdgekitError, match="parity check failed"):
-        export.export_entry(art, art.entries["baseline"], "again.onnx", export.Config(), ctx, np.zeros((2, *SIZE), np.float32))
-    assert not (ctx.run_dir / "again.onnx").exists()
+        export.export_entry(
+            art, art[Role.BASELINE], Role.BASELINE_ONNX, export.Config(), ctx, np.zeros((2, *SIZE), np.float32)
+        )
+    assert not (ctx.run_dir / "baseline.onnx").exists() and Role.BASELINE_ONNX not in art
 
 
 def _activation_scales(path):
@@ -87,18 +92,21 @@ def _activation_scales(path):
     for node in proto.graph.node:
         if node.op_type == "QuantizeLinear" and node.input[0] not in weights:
             init = {i.name: i for i in proto.graph.initializer}
-            out[node.input[0]] = (numpy_helper.to_array(init[node.input[1]]), numpy_helper.to_array(init[node.input[2]]) if len(node.input) > 2 else None)
+            out[node.input[0]] = (
+                numpy_helper.to_array(init[node.input[1]]),
+                numpy_helper.to_array(init[node.input[2]]) if len(node.input) > 2 else None,
+            )
     return out
 
 
 def test_quantize_cpu_and_tensorrt_forms(exported):
     art, ctx, _ = exported
-    src = art.entries["model.onnx"].path
-    images = quantize.calibration_images(ctx, quantize.Config(calib_images=64))
+    src = art[Role.ONNX].path
+    images = quantize.train_order(ctx, quantize.Config(calib_images=64)).calibration()
     cpu = ctx.run_dir / "cpu.onnx"
     trt = ctx.run_dir / "trt.onnx"
-    quantize.quantize_onnx(src, cpu, images, quantize.Config(calib_images=64))
-    quantize.quantize_onnx(src, trt, images, quantize.Config(calib_images=64, target="tensorrt"))
+    quantize.quantize_onnx(src, cpu, images, quantize.settings(quantize.Config(calib_images=64), "cpu"))
+    quantize.quantize_onnx(src, trt, images, quantize.settings(quantize.Config(calib_images=64), "tensorrt"))
     cpu_scales, trt_scales = _activation_scales(cpu), _activation_scales(trt)
     assert cpu_scales and trt_scales
     assert all(zp.dtype == np.uint8 for _, zp in cpu_scales.values())
@@ -114,12 +122,14 @@ def test_quantize_cpu_and_tensorrt_forms(exported):
 def test_each_calibration_method_changes_the_scales(exported_lenet):
     """ORT's quantize_static gave entropy == minmax; edgekit calibrates itself so the choice matters."""
     art, ctx, _ = exported_lenet
-    src = art.entries["model.onnx"].path
-    images = quantize.calibration_images(ctx, quantize.Config(calib_images=64))
+    src = art[Role.ONNX].path
+    images = quantize.train_order(ctx, quantize.Config(calib_images=64)).calibration()
     scales = {}
     for method in ("minmax", "entropy", "percentile"):
         dst = ctx.run_dir / f"{method}.onnx"
-        quantize.quantize_onnx(src, dst, images, quantize.Config(calibration=method, calib_images=64))
+        quantize.quantize_onnx(
+            src, dst, images, quantize.settings(quantize.Config(calibration=method, calib_images=64), "cpu")
+        )
         scales[method] = _activation_scales(dst)
     for method in ("entropy", "percentile"):
         differ = sum(not np.allclose(scales[method][k][0], scales["minmax"][k][0]) for k in scales["minmax"])
@@ -128,8 +138,12 @@ def test_each_calibration_method_changes_the_scales(exported_lenet):
 
 def test_calibration_uses_training_images_only(fmnist_slice, tmp_path):
     ctx = Context(Recipe(), fmnist_slice, tmp_path)
-    images = quantize.calibration_images(ctx, quantize.Config(calib_images=100))
-    train = normalize(fmnist_slice.train.images, fmnist_slice.mean, fmnist_slice.std).numpy().reshape(len(fmnist_slice.train), -1)
+    images = quantize.train_order(ctx, quantize.Config(calib_images=100)).calibration()
+    train = (
+        normalize(fmnist_slice.train.images, fmnist_slice.mean, fmnist_slice.std)
+        .numpy()
+        .reshape(len(fmnist_slice.train), -1)
+    )
     flat = images.reshape(100, -1)
     hits = (np.abs(train[None, :, :] - flat[:, None, :]).max(-1) < 1e-6).any(1)
     assert hits.all()

@@ -2,6 +2,7 @@
 mismatch, the builder's API calls (through tests/fake_tensorrt.py), the build stage's 'unavailable'
 path, and the symmetric Q/DQ file that --target tensorrt produces. Tests marked `tensorrt` or `gpu`
 need the real thing and skip cleanly without it."""
+
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import fake_tensorrt
+from conftest import FAST_SETS, sets
 from edgekit.backends.tensorrt import status
 from edgekit.backends.tensorrt.builder import build_engine, onnx_facts
 from edgekit.backends.tensorrt.options import BuildOptions, network_typing, timing_cache_path
@@ -18,8 +20,6 @@ from edgekit.backends.tensorrt.stamp import check_engine, make_stamp, stamp_path
 from edgekit.cli import main
 from edgekit.config import build
 from edgekit.errors import EdgekitError
-
-from conftest import SLICE
 
 IDENTITY = {"tensorrt": "10.3.0", "gpu": "Orin (nvgpu)", "compute_capability": "8.7", "l4t": "36.4.0"}
 HAVE_TRT = status()[0]
@@ -30,12 +30,23 @@ def _onnx(path: Path, qdq: bool) -> Path:
     w = numpy_helper.from_array(np.ones((4, 1, 3, 3), np.float32), "w")
     nodes, conv_in, inits = [], "input", [w]
     if qdq:
-        inits += [numpy_helper.from_array(np.array(0.05, np.float32), "s"), numpy_helper.from_array(np.array(0, np.int8), "z")]
-        nodes += [helper.make_node("QuantizeLinear", ["input", "s", "z"], ["q"]), helper.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"])]
+        inits += [
+            numpy_helper.from_array(np.array(0.05, np.float32), "s"),
+            numpy_helper.from_array(np.array(0, np.int8), "z"),
+        ]
+        nodes += [
+            helper.make_node("QuantizeLinear", ["input", "s", "z"], ["q"]),
+            helper.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"]),
+        ]
         conv_in = "dq"
     nodes.append(helper.make_node("Conv", [conv_in, "w"], ["logits"]))
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 8, 8])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)], inits)
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)],
+        inits,
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path
 
@@ -53,7 +64,7 @@ def test_typing_is_strong_unless_the_tensorrt10_fp16_flag_is_asked():
     assert network_typing(True, BuildOptions(), "m.onnx") == "strong"
     assert network_typing(True, BuildOptions(fp16=True), "m.onnx") == "weak"
     assert network_typing(False, BuildOptions(), "m.onnx") == "strong"
-    with pytest.raises(EdgekitError, match="TensorRT 11 removed.*model.fp16.onnx"):
+    with pytest.raises(EdgekitError, match=r"TensorRT 11 removed.*model\.fp16\.onnx"):
         network_typing(False, BuildOptions(fp16=True), "m.onnx")
 
 
@@ -80,12 +91,15 @@ def test_a_matching_stamp_is_accepted(stamped):
     assert stamp["onnx"] == "model.int8.onnx" and stamp["options"]["max_batch"] == 32 and stamp["tensorrt"] == "10.3.0"
 
 
-@pytest.mark.parametrize("key,value,words", [
-    ("tensorrt", "10.7.0", "TensorRT 10.3.0 (built) vs 10.7.0 (here)"),
-    ("gpu", "NVIDIA H200", "GPU Orin (nvgpu) (built) vs NVIDIA H200 (here)"),
-    ("compute_capability", "9.0", "compute capability 8.7 (built) vs 9.0 (here)"),
-    ("l4t", None, "L4T release 36.4.0 (built) vs None (here)"),
-])
+@pytest.mark.parametrize(
+    "key,value,words",
+    [
+        ("tensorrt", "10.7.0", "TensorRT 10.3.0 (built) vs 10.7.0 (here)"),
+        ("gpu", "NVIDIA H200", "GPU Orin (nvgpu) (built) vs NVIDIA H200 (here)"),
+        ("compute_capability", "9.0", "compute capability 8.7 (built) vs 9.0 (here)"),
+        ("l4t", None, "L4T release 36.4.0 (built) vs None (here)"),
+    ],
+)
 def test_a_mismatched_runtime_is_refused_with_the_difference(stamped, key, value, words):
     src, engine = stamped
     with pytest.raises(EdgekitError) as err:
@@ -101,7 +115,7 @@ def test_changed_engine_or_onnx_or_missing_stamp_is_refused(stamped, tmp_path):
         check_engine(engine, IDENTITY)
     engine.write_bytes(b"serialized engine")
     _onnx(src, qdq=False)
-    with pytest.raises(EdgekitError, match="another version of model.int8.onnx"):
+    with pytest.raises(EdgekitError, match=r"another version of model\.int8\.onnx"):
         check_engine(engine, IDENTITY, src)
     stamp_path(engine).write_text("{not json")
     with pytest.raises(EdgekitError, match="not valid JSON"):
@@ -162,7 +176,9 @@ def test_builder_tensorrt10_fp16_flag_is_weak_typing_with_int8_for_qdq(tmp_path)
 def test_builder_tensorrt11_has_no_flags(tmp_path):
     src = _onnx(tmp_path / "model.int8.onnx", qdq=True)
     trt = fake_tensorrt.make("11.4.0", weak_typing=False)
-    info = build_engine(src, tmp_path / "e.engine", BuildOptions(timing_cache=""), {**IDENTITY, "tensorrt": "11.4.0"}, trt=trt)
+    info = build_engine(
+        src, tmp_path / "e.engine", BuildOptions(timing_cache=""), {**IDENTITY, "tensorrt": "11.4.0"}, trt=trt
+    )
     assert info["typing"] == "strong" and not [c for c in trt.calls if c[0] == "flag"]
     assert ("create_network", 0) in trt.calls  # strongly typed anyway; the deprecated flag is not passed
     with pytest.raises(EdgekitError, match="TensorRT 11 removed"):
@@ -172,10 +188,14 @@ def test_builder_tensorrt11_has_no_flags(tmp_path):
 
 def test_builder_failures_are_one_line_and_leave_no_engine(tmp_path):
     src = _onnx(tmp_path / "m.onnx", qdq=False)
-    with pytest.raises(EdgekitError, match="could not parse m.onnx: In node 3"):
-        build_engine(src, tmp_path / "m.engine", BuildOptions(timing_cache=""), IDENTITY, trt=fake_tensorrt.make(parse_ok=False))
+    with pytest.raises(EdgekitError, match=r"could not parse m\.onnx: In node 3"):
+        build_engine(
+            src, tmp_path / "m.engine", BuildOptions(timing_cache=""), IDENTITY, trt=fake_tensorrt.make(parse_ok=False)
+        )
     with pytest.raises(EdgekitError, match="failed to build an engine"):
-        build_engine(src, tmp_path / "m.engine", BuildOptions(timing_cache=""), IDENTITY, trt=fake_tensorrt.make(build_ok=False))
+        build_engine(
+            src, tmp_path / "m.engine", BuildOptions(timing_cache=""), IDENTITY, trt=fake_tensorrt.make(build_ok=False)
+        )
     assert not list(tmp_path.glob("m.engine*"))
 
 
@@ -184,10 +204,18 @@ def test_ort_provider_choice(monkeypatch):
 
     assert ort.provider_list("cpu") == ["CPUExecutionProvider"]
     monkeypatch.setattr(ort, "available_providers", lambda: ["CPUExecutionProvider"])
-    with pytest.raises(EdgekitError, match="no CUDAExecutionProvider.*onnxruntime-gpu"):
+    with pytest.raises(EdgekitError, match=r"no CUDAExecutionProvider.*onnxruntime-gpu"):
         ort.provider_list("cuda")
-    monkeypatch.setattr(ort, "available_providers", lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
-    assert ort.provider_list("tensorrt") == ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(
+        ort,
+        "available_providers",
+        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
+    assert ort.provider_list("tensorrt") == [
+        "TensorrtExecutionProvider",
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
 
 
 def test_gpu_timing_summary_figures():
@@ -209,29 +237,52 @@ def test_build_on_without_tensorrt_is_a_clear_error(tmp_path, capsys):
     assert err.count("\n") == 1 and "tensorrt: unavailable" in err
 
 
-FAST = ["--set", f"data.root={SLICE}", "--set", "validate.min_seconds=0.05", "--set", "validate.min_runs=5",
-        "--set", "validate.warmup_s=0", "--set", "validate.rounds=1", "--set", "quantize.calib_images=128", "--set", "quantize.max_drop=null"]
+FAST = sets({**FAST_SETS, "quantize.calib_images": 128, "quantize.check_drop": "false"})
 
 
 def _zero_points(path: Path) -> dict[str, np.ndarray]:
     proto = onnx.load(path)
     inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
     kind = lambda n: "weight" if n.input[0] in inits else "activation"  # noqa: E731
-    return {f"{kind(n)}:{n.op_type}:{n.input[0]}": inits[n.input[2]] for n in proto.graph.node
-            if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2}
+    return {
+        f"{kind(n)}:{n.op_type}:{n.input[0]}": inits[n.input[2]]
+        for n in proto.graph.node
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2
+    }
 
 
 def test_target_tensorrt_gives_symmetric_qdq_that_onnxruntime_runs_at_the_same_accuracy(tmp_path):
     """The issue's bar: zero point 0 (int8) on every activation and weight, ORT accuracy kept; and
     without TensorRT the run says 'tensorrt: unavailable (reason)' instead of failing."""
     out = tmp_path / "artifacts"
-    assert main(["compress", "lenet", "--prune", "0.3", "--int8", "--target", "tensorrt", "--epochs", "2", "--distill-epochs", "1",
-                 "--output", str(out), *FAST]) == 0
+    assert (
+        main(
+            [
+                "compress",
+                "lenet",
+                "--prune",
+                "0.3",
+                "--int8",
+                "--target",
+                "tensorrt",
+                "--epochs",
+                "2",
+                "--distill-epochs",
+                "1",
+                "--output",
+                str(out),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     (run,) = list(out.iterdir())
     zps = _zero_points(run / "model.int8.onnx")
     weights = [k for k in zps if k.startswith("weight:")]
     assert len(weights) >= 4 and len(zps) - len(weights) >= 8  # every conv/linear weight, and the activations
-    assert all(z.dtype == np.int8 and not z.any() for z in zps.values()), {k: (z.dtype, z) for k, z in zps.items() if z.any() or z.dtype != np.int8}
+    assert all(z.dtype == np.int8 and not z.any() for z in zps.values()), {
+        k: (z.dtype, z) for k, z in zps.items() if z.any() or z.dtype != np.int8
+    }
     report = json.loads((run / "report.json").read_text())
     rows = {r["artifact"]: r for r in report["results"]}
     assert abs(rows["model.int8.onnx"]["top1"] - rows["model.onnx"]["top1"]) <= 0.015
@@ -265,7 +316,7 @@ def test_real_engine_matches_onnxruntime(tmp_path):
     from edgekit.tools import build_tensorrt
 
     src = _onnx(tmp_path / "m.onnx", qdq=True)
-    engine, stamp = build_tensorrt(src, BuildOptions(max_batch=8, opt_batch=4, timing_cache=""))
+    engine, _ = build_tensorrt(src, BuildOptions(max_batch=8, opt_batch=4, timing_cache=""))
     x = np.random.default_rng(0).standard_normal((8, 1, 8, 8)).astype(np.float32)
     got, ref = TrtRunner(engine, src).run(x), OrtRunner(src, 1).run(x)
     assert np.abs(got - ref).max() < 0.1
@@ -275,7 +326,7 @@ def test_real_engine_matches_onnxruntime(tmp_path):
 def test_validate_adds_onnxruntime_gpu_provider_rows_when_the_build_has_them(monkeypatch, tmp_path):
     """The same ONNX file through the CUDA / TensorRT providers, via the same runner (providers faked)."""
 
-    from edgekit.artifact import Artifact, ModelEntry
+    from edgekit.artifact import Artifact, Role
     from edgekit.backends import ort
     from edgekit.stages import validate
 
@@ -287,11 +338,15 @@ def test_validate_adds_onnxruntime_gpu_provider_rows_when_the_build_has_them(mon
             self.backend = ort.PROVIDERS[provider][1]
 
     art = Artifact(tmp_path)
-    art.add(ModelEntry("model.int8.onnx", "onnx", "int8", 1, 1, _onnx(tmp_path / "model.int8.onnx", qdq=True)))
+    art.add(Role.INT8_ONNX, _onnx(tmp_path / "model.int8.onnx", qdq=True), 1, 1)
     monkeypatch.setattr(ort, "OrtRunner", FakeRunner)
     monkeypatch.setattr(ort, "available_providers", lambda: ["CPUExecutionProvider"])
     assert validate.ort_gpu_entries(art, validate.Config(), 1, tensorrt_target=True) == []
-    monkeypatch.setattr(ort, "available_providers", lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        ort,
+        "available_providers",
+        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
     rows = validate.ort_gpu_entries(art, validate.Config(), 1, tensorrt_target=True)
     assert [e.name for e, _ in rows] == ["model.int8.onnx (onnxruntime-cuda)", "model.int8.onnx (onnxruntime-trt)"]
     assert made == ["cuda", "tensorrt"]
@@ -307,6 +362,8 @@ def test_an_engine_for_another_runtime_is_never_overwritten(stamped):
     assert engine_target(src, None, IDENTITY) == engine  # same runtime: rebuilt or reused in place
     other = engine_target(src, None, h200)
     assert other.name == "model.int8.nvidia-h200-trt10.7.0.engine" and other.parent == engine.parent
-    with pytest.raises(EdgekitError, match="holds an engine for another runtime .* is kept: give another --engine path"):
+    with pytest.raises(
+        EdgekitError, match=r"holds an engine for another runtime .* is kept: give another --engine path"
+    ):
         engine_target(src, engine, h200)
     assert engine_target(src, engine.with_name("new.engine"), h200).name == "new.engine"

@@ -1,5 +1,6 @@
 """The baseline cache key: settings that change the weights change the key; where training runs does
 not, on the CPU (CPU training is always fp32), so a baseline cached before device/amp existed is reused."""
+
 from edgekit.recipe import Recipe
 from edgekit.stages import train
 from edgekit.stages.context import Context

@@ -10,17 +10,47 @@ from zoo_helpers import narrow_width
 # torchvision's counts at num_classes=1000, in_chans=3 (the issue's list, plus the other torchvision
 # variants edgekit registers); LeNet-5 from the paper (10 classes, 32x32) below.
 REFERENCE = {
-    "alexnet": 61_100_840, "vgg11": 132_863_336, "vgg13": 133_047_848, "vgg16": 138_357_544, "vgg19": 143_667_240,
-    "vgg11_bn": 132_868_840, "vgg13_bn": 133_053_736, "vgg16_bn": 138_365_992, "vgg19_bn": 143_678_248,
-    "googlenet": 6_624_904, "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
-    "resnet101": 44_549_160, "resnet152": 60_192_808, "resnext50_32x4d": 25_028_904, "resnext101_32x8d": 88_791_336,
-    "wide_resnet50_2": 68_883_240, "wide_resnet101_2": 126_886_696, "densenet121": 7_978_856, "densenet169": 14_149_480,
-    "densenet201": 20_013_928, "densenet161": 28_681_000, "squeezenet1_0": 1_248_424, "squeezenet1_1": 1_235_496,
-    "mobilenet_v2": 3_504_872, "mobilenet_v3_large": 5_483_032, "mobilenet_v3_small": 2_542_856,
-    "shufflenet_v2_x0_5": 1_366_792, "shufflenet_v2_x1_0": 2_278_604, "shufflenet_v2_x1_5": 3_503_624,
-    "shufflenet_v2_x2_0": 7_393_996, "efficientnet_b0": 5_288_548, "efficientnet_b1": 7_794_184,
-    "efficientnet_b2": 9_109_994, "efficientnet_b3": 12_233_232, "efficientnet_v2_s": 21_458_488,
-    "mnasnet0_5": 2_218_512, "mnasnet0_75": 3_170_208, "mnasnet1_0": 4_383_312, "mnasnet1_3": 6_282_256,
+    "alexnet": 61_100_840,
+    "vgg11": 132_863_336,
+    "vgg13": 133_047_848,
+    "vgg16": 138_357_544,
+    "vgg19": 143_667_240,
+    "vgg11_bn": 132_868_840,
+    "vgg13_bn": 133_053_736,
+    "vgg16_bn": 138_365_992,
+    "vgg19_bn": 143_678_248,
+    "googlenet": 6_624_904,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+    "resnext50_32x4d": 25_028_904,
+    "resnext101_32x8d": 88_791_336,
+    "wide_resnet50_2": 68_883_240,
+    "wide_resnet101_2": 126_886_696,
+    "densenet121": 7_978_856,
+    "densenet169": 14_149_480,
+    "densenet201": 20_013_928,
+    "densenet161": 28_681_000,
+    "squeezenet1_0": 1_248_424,
+    "squeezenet1_1": 1_235_496,
+    "mobilenet_v2": 3_504_872,
+    "mobilenet_v3_large": 5_483_032,
+    "mobilenet_v3_small": 2_542_856,
+    "shufflenet_v2_x0_5": 1_366_792,
+    "shufflenet_v2_x1_0": 2_278_604,
+    "shufflenet_v2_x1_5": 3_503_624,
+    "shufflenet_v2_x2_0": 7_393_996,
+    "efficientnet_b0": 5_288_548,
+    "efficientnet_b1": 7_794_184,
+    "efficientnet_b2": 9_109_994,
+    "efficientnet_b3": 12_233_232,
+    "efficientnet_v2_s": 21_458_488,
+    "mnasnet0_5": 2_218_512,
+    "mnasnet0_75": 3_170_208,
+    "mnasnet1_0": 4_383_312,
+    "mnasnet1_3": 6_282_256,
 }
 
 # Models torchvision does not have: the count of the named source (paper table or public implementation).
@@ -88,7 +118,9 @@ def test_aliases_resolve_to_documented_variants():
 @pytest.mark.parametrize("name", edgekit.list_models())
 def test_contract_small_input_and_pruning(name):
     torch.manual_seed(0)
-    model = edgekit.create_model(name, num_classes=7, in_chans=1, small_input=True, width_mult=narrow_width(name)).eval()
+    model = edgekit.create_model(
+        name, num_classes=7, in_chans=1, small_input=True, width_mult=narrow_width(name)
+    ).eval()
     x = torch.randn(2, 1, 28, 28)
     feats = model.forward_features(x)
     assert feats.ndim == 4
@@ -112,14 +144,25 @@ def test_small_input_stem_keeps_resolution():
     assert count_params(big) == count_params(small)
 
 
+def _leaf_calls(model: torch.nn.Module, x: torch.Tensor) -> dict[int, int]:
+    """How many times each leaf module runs in one forward pass, by id."""
+    calls: dict[int, int] = {}
+
+    def count(module, inputs, output):
+        calls[id(module)] = calls.get(id(module), 0) + 1
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
+    model(x)
+    for h in hooks:
+        h.remove()
+    return calls
+
+
 def test_every_call_site_has_its_own_module():
     """A module called twice in forward confuses hooks and graph tools (see ARCHITECTURE.md)."""
     for name in edgekit.list_models():
-        model = edgekit.create_model(name, num_classes=10, in_chans=1, small_input=True, width_mult=narrow_width(name)).eval()
-        calls: dict[int, int] = {}
-        hooks = [m.register_forward_hook(lambda m, i, o: calls.__setitem__(id(m), calls.get(id(m), 0) + 1)) for m in model.modules()
-                 if not list(m.children())]
-        model(torch.randn(1, 1, 28, 28))
-        for h in hooks:
-            h.remove()
+        model = edgekit.create_model(
+            name, num_classes=10, in_chans=1, small_input=True, width_mult=narrow_width(name)
+        ).eval()
+        calls = _leaf_calls(model, torch.randn(1, 1, 28, 28))
         assert max(calls.values()) == 1, name

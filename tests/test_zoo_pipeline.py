@@ -3,16 +3,18 @@
 Parametrized over `list_models()`, so a new model is tested for free and none is skipped. Heavy models
 run as narrow copies (`width_mult`), which keeps every structural feature (groups, shuffles, concats, SE
 gates) while keeping the suite fast on a 2-core CI machine."""
+
 import numpy as np
 import pytest
 import torch
 
 import edgekit
 from edgekit.backends.ort import OrtRunner
+from edgekit.export import to_onnx
 from edgekit.metrics import count_params
-from edgekit.stages.export import to_onnx
+from edgekit.quant.ptq import PtqSettings
 from edgekit.stages.prune import Config as PruneConfig, prune_model
-from edgekit.stages.quantize import Config as QuantConfig, quantize_onnx
+from edgekit.stages.quantize import quantize_onnx
 from zoo_helpers import narrow_width, randomize_norms
 
 
@@ -20,7 +22,9 @@ from zoo_helpers import narrow_width, randomize_norms
 def test_prune_export_int8(name, tmp_path):
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    model = edgekit.create_model(name, num_classes=10, in_chans=3, small_input=True, width_mult=narrow_width(name)).eval()
+    model = edgekit.create_model(
+        name, num_classes=10, in_chans=3, small_input=True, width_mult=narrow_width(name)
+    ).eval()
     randomize_norms(model)
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
@@ -39,7 +43,7 @@ def test_prune_export_int8(name, tmp_path):
     assert np.abs(ref - got).max() < 1e-4 * max(1.0, np.abs(ref).max())
 
     calib = np.random.default_rng(0).standard_normal((16, 3, 32, 32)).astype(np.float32)
-    quantize_onnx(tmp_path / "m.onnx", tmp_path / "q.onnx", calib, QuantConfig(enabled=True, calib_images=16, calib_batch=8))
+    quantize_onnx(tmp_path / "m.onnx", tmp_path / "q.onnx", calib, PtqSettings(calib_batch=8))
     q = onnx.load(tmp_path / "q.onnx")
     assert any(n.op_type == "QuantizeLinear" for n in q.graph.node)
     out = OrtRunner(tmp_path / "q.onnx", 1).run(x.numpy())

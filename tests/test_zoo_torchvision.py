@@ -5,6 +5,7 @@ each model, the digest of its state_dict keys and shapes and its logits under de
 the edgekit model must have the same keys and shapes in the same order (so a torchvision file loads with
 strict=True) and, given the same weights, compute the same logits. DenseNet files from torchvision use
 old-style keys (`norm.1`); `densenet_tv_key_map` renames them, as torchvision's own loader does."""
+
 import json
 from pathlib import Path
 

@@ -2,6 +2,7 @@
 models compute, without torchvision installed: the weights are a function of each parameter's name and
 shape only, so the reference outputs (made once with torchvision by tests/tools/make_tv_reference.py)
 can be reproduced here from the edgekit model's own state_dict keys."""
+
 from __future__ import annotations
 
 import hashlib

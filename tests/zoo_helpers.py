@@ -1,4 +1,5 @@
 """Shared by the zoo tests: narrow copies of heavy models, and norms that make outputs O(1)."""
+
 import torch
 
 import edgekit
@@ -17,6 +18,7 @@ def randomize_norms(model: torch.nn.Module) -> None:
     logits of 1e-13 that any parity check passes. Random statistics make the outputs O(1)."""
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            assert m.running_mean is not None and m.running_var is not None  # track_running_stats, the default
             m.running_mean.uniform_(-0.2, 0.2)
             m.running_var.uniform_(0.5, 1.5)
             m.weight.data.uniform_(0.5, 1.5)

@@ -1,5 +1,6 @@
 """Backends run a model on numpy inputs and are timed and evaluated the same way (Polygraphy's habit:
 every runner is fed the same inputs). Heavy imports happen inside each backend, never at import time."""
+
 from __future__ import annotations
 
 from edgekit.backends.base import Runner

@@ -7,6 +7,7 @@ inference, copy out, synchronize), GPU compute only (CUDA events around the infe
 copies (events). Optionally the inference is captured once in a CUDA graph and replayed, which removes
 the per-launch CPU cost that dominates small models. torch provides the CUDA memory, streams, events and
 graphs, so neither pycuda nor cuda-python is needed, on x86 or on Jetson."""
+
 from __future__ import annotations
 
 import time
@@ -16,7 +17,14 @@ import numpy as np
 from edgekit.metrics import latency_stats
 
 
-def summarize(end_to_end_s: list[float], compute_ms: list[float], h2d_ms: list[float], d2h_ms: list[float], batch: int, cuda_graph: bool) -> dict:
+def summarize(
+    end_to_end_s: list[float],
+    compute_ms: list[float],
+    h2d_ms: list[float],
+    d2h_ms: list[float],
+    batch: int,
+    cuda_graph: bool,
+) -> dict:
     """The report's figures from per-iteration timings (seconds on the host, milliseconds from events)."""
     e2e = latency_stats(end_to_end_s)
     compute = latency_stats([t / 1e3 for t in compute_ms])
@@ -41,7 +49,7 @@ class GpuModel:
     threads = 1
     max_batch = 1 << 30
 
-    def __init__(self):
+    def __init__(self) -> None:
         import torch
 
         self.torch = torch
@@ -74,8 +82,11 @@ class GpuModel:
         """Copy in, infer, copy out on the bound buffers, synchronized. With `events` (four CUDA events)
         they are recorded around each step: before the copy in, the inference, the copy out, and after."""
         s = self.stream
-        steps = (lambda: self.d_in.copy_(self.h_in, non_blocking=True), self._infer_once,
-                 lambda: self.h_out.copy_(self.d_out, non_blocking=True))
+        steps = (
+            lambda: self.d_in.copy_(self.h_in, non_blocking=True),
+            self._infer_once,
+            lambda: self.h_out.copy_(self.d_out, non_blocking=True),
+        )
         with self.torch.cuda.stream(s):
             for i, step in enumerate(steps):
                 if events:
@@ -109,14 +120,20 @@ class GpuModel:
             with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
                 self._enqueue(self.stream)
         except Exception as exc:
-            print(f"{self.backend}: CUDA graph capture failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}); timing without it", flush=True)
+            print(
+                f"{self.backend}: CUDA graph capture failed ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); timing without it",
+                flush=True,
+            )
             self._graph = None
             torch.cuda.synchronize()
             return False
         self._graph = graph
         return True
 
-    def profile(self, batch: int, warmup_s: float = 0.2, min_s: float = 3.0, min_runs: int = 10, cuda_graph: bool = False) -> dict:
+    def profile(
+        self, batch: int, warmup_s: float = 0.2, min_s: float = 3.0, min_runs: int = 10, cuda_graph: bool = False
+    ) -> dict:
         """trtexec-style figures at one batch size on random inputs (see the module doc)."""
         torch = self.torch
         if batch > self.max_batch:
@@ -129,7 +146,10 @@ class GpuModel:
         if cuda_graph:
             cuda_graph = self._capture()
             self._pass()
-        e2e, compute, h2d, d2h = [], [], [], []
+        e2e: list[float] = []
+        compute: list[float] = []
+        h2d: list[float] = []
+        d2h: list[float] = []
         events = [torch.cuda.Event(enable_timing=True) for _ in range(4)]
         start = time.perf_counter()
         while len(e2e) < min_runs or time.perf_counter() - start < min_s:

@@ -1,4 +1,5 @@
 """Accuracy, latency and throughput of any runner, on the same inputs for every runner."""
+
 from __future__ import annotations
 
 import time
@@ -10,7 +11,9 @@ from edgekit.metrics import latency_stats, topk_accuracy
 from edgekit.progress import Progress
 
 
-def evaluate(runner: Runner, images: np.ndarray, labels: np.ndarray, batch_size: int = 250, label: str | None = None) -> dict[str, float]:
+def evaluate(
+    runner: Runner, images: np.ndarray, labels: np.ndarray, batch_size: int = 250, label: str | None = None
+) -> dict[str, float]:
     """top-1/top-5 of the runner on normalized float32 images."""
     outs = []
     bar = Progress(label, len(images)) if label else None
@@ -35,20 +38,32 @@ def _timed_runs(runner: Runner, x: np.ndarray, warmup_s: float, min_runs: int, m
     return times
 
 
-def measure_latency(runner: Runner, inputs: np.ndarray, warmup_s: float = 0.5, min_runs: int = 100, min_s: float = 2.0) -> dict:
+def measure_latency(
+    runner: Runner, inputs: np.ndarray, warmup_s: float = 0.5, min_runs: int = 100, min_s: float = 2.0
+) -> dict:
     """Batch-1 latency: warm-up by time, then at least `min_runs` runs and `min_s` seconds."""
     times = _timed_runs(runner, np.ascontiguousarray(inputs[:1]), warmup_s, min_runs, min_s)
     return {**latency_stats(times), "runs": len(times)}
 
 
-def measure_throughput(runner: Runner, inputs: np.ndarray, batch: int = 32, warmup_s: float = 0.5, min_runs: int = 20, min_s: float = 2.0) -> float:
+def measure_throughput(
+    runner: Runner, inputs: np.ndarray, batch: int = 32, warmup_s: float = 0.5, min_runs: int = 20, min_s: float = 2.0
+) -> float:
     """Images per second at a fixed batch size (median batch time)."""
     x = np.ascontiguousarray(inputs[:batch])
     return throughput_of(_timed_runs(runner, x, warmup_s, min_runs, min_s), batch)
 
 
-def measure_interleaved(runners: list[Runner], inputs: np.ndarray, batch: int, rounds: int = 5, warmup_s: float = 0.5,
-                        min_runs: int = 100, min_s: float = 2.0, label: str | None = None) -> list[list[float]]:
+def measure_interleaved(
+    runners: list[Runner],
+    inputs: np.ndarray,
+    batch: int,
+    rounds: int = 5,
+    warmup_s: float = 0.5,
+    min_runs: int = 100,
+    min_s: float = 2.0,
+    label: str | None = None,
+) -> list[list[float]]:
     """Per-run seconds for each runner at `batch`, timed in `rounds` alternating slices.
 
     Timing one model after another lets drift (another process, turbo, a spinning thread pool left

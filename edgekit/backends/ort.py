@@ -1,5 +1,6 @@
 """ONNX Runtime through one runner for every execution provider: CPU, CUDA and TensorRT (the latter two
 only where the installed onnxruntime build has them, e.g. onnxruntime-gpu)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,26 +31,42 @@ def provider_list(choice: str) -> list[str]:
     name = PROVIDERS[choice][0]
     have = available_providers()
     if name not in have:
-        raise EdgekitError(f"ONNX Runtime here has no {name} (it has {', '.join(have)}): install onnxruntime-gpu for cuda/tensorrt, or use the cpu provider")
+        raise EdgekitError(
+            f"ONNX Runtime here has no {name} (it has {', '.join(have)}): install onnxruntime-gpu for cuda/tensorrt, "
+            "or use the cpu provider"
+        )
     chain = [name]
     if choice == "tensorrt" and "CUDAExecutionProvider" in have:
         chain.append("CUDAExecutionProvider")
     return chain + (["CPUExecutionProvider"] if name != "CPUExecutionProvider" else [])
 
 
-def load_session(path: str | Path, threads: int, provider: str = "cpu"):
+def load_session(model, threads: int, provider: str = "cpu", optimize: bool = True):
+    """The one place edgekit opens ONNX Runtime sessions. `model`: a path, or an in-memory ModelProto
+    (sensitivity analysis tries many graph edits without writing them). `threads` 0 = all usable cores.
+    optimize=False runs the graph as written (Q/DQ simulated in float, the ONNX semantics), without
+    ORT's graph rewrites."""
     import onnxruntime as ort
 
+    from edgekit.envinfo import usable_cores
+
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
+    if not optimize:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.intra_op_num_threads = threads or usable_cores()
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     providers = provider_list(provider)
+    source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
     try:
-        return ort.InferenceSession(str(path), opts, providers=providers)
+        return ort.InferenceSession(source, opts, providers=providers)
     except Exception as exc:  # ORT raises its own exception types for bad files
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise EdgekitError(f"{path} is not a loadable ONNX model ({first}): give a valid .onnx file, e.g. one from an edgekit run folder") from None
+        where = model if isinstance(model, (str, Path)) else "the in-memory model"
+        raise EdgekitError(
+            f"{where} is not a loadable ONNX model ({first}): give a valid .onnx file, e.g. one from an edgekit run "
+            "folder"
+        ) from None
 
 
 class OrtRunner:

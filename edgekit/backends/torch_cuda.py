@@ -1,7 +1,10 @@
 """PyTorch on a CUDA GPU, fp32 or fp16, eager or torch.compile: GPU numbers without TensorRT."""
+
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -16,11 +19,13 @@ class TorchCudaRunner(GpuModel):
         import torch
 
         if not torch.cuda.is_available():
-            raise EdgekitError(f"PyTorch {torch.__version__} sees no CUDA GPU: the torch-cuda backend needs one (use the CPU backends)")
+            raise EdgekitError(
+                f"PyTorch {torch.__version__} sees no CUDA GPU: the torch-cuda backend needs one (use the CPU backends)"
+            )
         super().__init__()
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16}[precision]
         self.precision = precision
-        model = copy.deepcopy(module).eval().to("cuda", self.dtype)
+        model: Callable[..., Any] = copy.deepcopy(module).eval().to("cuda", self.dtype)  # or its torch.compile
         self.mode = "eager"
         if compile:
             # torch.compile needs a working Triton/C++ toolchain; where it fails the runner stays eager and says so.

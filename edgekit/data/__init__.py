@@ -1,4 +1,5 @@
 """Data sets: the built-in Fashion-MNIST, or an image folder given by path."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,7 +41,10 @@ def load_data(cfg: DataConfig) -> Dataset:
 
         data = image_folder.load(cfg.name, cfg.image_size, cfg.val_fraction, cfg.seed, cfg.strict)
     else:
-        raise EdgekitError(f"unknown data set {cfg.name!r} and no such folder: use one of {', '.join(BUILTIN)} or a path to an image folder")
+        raise EdgekitError(
+            f"unknown data set {cfg.name!r} and no such folder: use one of {', '.join(BUILTIN)} or a path to an image "
+            "folder"
+        )
     if cfg.train_limit:
         data.train = data.train.subset(slice(0, cfg.train_limit))  # type: ignore[arg-type]
     return data

@@ -1,4 +1,5 @@
 """The one data abstraction: a labelled image set held in memory as uint8 tensors (N, C, H, W)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def subset(self, indices: torch.Tensor) -> "Split":
+    def subset(self, indices: torch.Tensor) -> Split:
         return Split(self.images[indices], self.labels[indices])
 
 

@@ -4,6 +4,7 @@ Looked for, in order: a folder the user gives; $EDGEKIT_DATA/fashion-mnist; Debi
 `dataset-fashion-mnist` (/usr/share/datasets/fashion-mnist); edgekit's cache; and, only when none of
 those holds the files, a download from the official source into the cache.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -18,6 +19,7 @@ import torch
 from edgekit.data.dataset import Dataset, Split
 from edgekit.errors import EdgekitError
 from edgekit.fileio import atomic_write_bytes
+from edgekit.paths import cache_root
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 FILES = {
@@ -33,7 +35,7 @@ MEAN, STD = (0.2860,), (0.3530,)
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("EDGEKIT_CACHE", Path.home() / ".cache" / "edgekit")) / "fashion-mnist"
+    return cache_root("fashion-mnist")
 
 
 def candidate_dirs(root: str | Path | None) -> list[Path]:
@@ -61,7 +63,9 @@ def read_idx(path: Path) -> np.ndarray:
         shape = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
         return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
     except (OSError, ValueError, struct.error, EOFError) as exc:
-        raise EdgekitError(f"{path} is not a readable IDX file ({exc}): replace it with the original Fashion-MNIST file") from None
+        raise EdgekitError(
+            f"{path} is not a readable IDX file ({exc}): replace it with the original Fashion-MNIST file"
+        ) from None
 
 
 def download(folder: Path) -> None:
@@ -81,7 +85,9 @@ def locate(root: str | Path | None = None, allow_download: bool = True) -> Path:
             return folder
     if root is not None:
         missing = [n for n in FILES.values() if not (Path(root) / n).is_file()]
-        raise EdgekitError(f"data folder {root} lacks Fashion-MNIST files {', '.join(missing)}: put the four *-ubyte.gz files there")
+        raise EdgekitError(
+            f"data folder {root} lacks Fashion-MNIST files {', '.join(missing)}: put the four *-ubyte.gz files there"
+        )
     if allow_download:
         try:
             download(cache_dir())
@@ -104,7 +110,9 @@ def load(root: str | Path | None = None, allow_download: bool = True) -> Dataset
         images = torch.from_numpy(arrays[f"{prefix}_images"].copy()).unsqueeze(1)
         labels = torch.from_numpy(arrays[f"{prefix}_labels"].astype(np.int64))
         if images.shape[0] != labels.shape[0]:
-            raise EdgekitError(f"{folder}: {prefix} images and labels differ in count: replace the files with the originals")
+            raise EdgekitError(
+                f"{folder}: {prefix} images and labels differ in count: replace the files with the originals"
+            )
         return Split(images, labels)
 
     return Dataset("fashion_mnist", split("train"), split("val"), list(CLASSES), MEAN, STD, str(folder))

@@ -4,6 +4,7 @@ Images are decoded with Pillow, converted to RGB, resized to a square `image_siz
 memory as uint8. Unreadable images are skipped with a warning and counted (Dataset.skipped, in the
 run's data info), or refused with `strict` (`--strict-data`).
 """
+
 from __future__ import annotations
 
 import sys
@@ -24,10 +25,16 @@ def _class_folders(root: Path) -> dict[str, list[Path]]:
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS)
         classes[folder.name] = files
     if not classes:
-        raise EdgekitError(f"data folder {root} has no class sub-folders: put images in {root}/<class>/*.jpg (or train/ and val/ with class folders)")
+        raise EdgekitError(
+            f"data folder {root} has no class sub-folders: put images in {root}/<class>/*.jpg (or train/ and val/ with "
+            "class folders)"
+        )
     empty = [name for name, files in classes.items() if not files]
     if empty:
-        raise EdgekitError(f"class folder {root / empty[0]} has no images ({', '.join(sorted(EXTENSIONS))}): add images or remove the folder")
+        raise EdgekitError(
+            f"class folder {root / empty[0]} has no images ({', '.join(sorted(EXTENSIONS))}): add images or remove the "
+            "folder"
+        )
     return classes
 
 
@@ -40,30 +47,44 @@ def _decode(files: list[tuple[Path, int]], image_size: int, strict: bool = False
     for path, label in files:
         try:
             with Image.open(path) as im:
-                im = im.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
+                im = im.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
                 images.append(np.asarray(im, dtype=np.uint8).transpose(2, 0, 1))
                 labels.append(label)
         except (OSError, UnidentifiedImageError, ValueError) as exc:
             if strict:
-                raise EdgekitError(f"image {path} is unreadable ({exc.__class__.__name__}): replace or remove it, or drop --strict-data to skip unreadable images") from None
+                raise EdgekitError(
+                    f"image {path} is unreadable ({exc.__class__.__name__}): replace or remove it, or drop "
+                    "--strict-data to skip unreadable images"
+                ) from None
             warnings.append(f"warning: skipping unreadable image {path} ({exc.__class__.__name__})")
     if not images:
-        raise EdgekitError(f"none of the {len(files)} images is readable (e.g. {files[0][0] if files else '?'}): replace them with valid image files")
+        raise EdgekitError(
+            f"none of the {len(files)} images is readable (e.g. {files[0][0] if files else '?'}): replace them with "
+            "valid image files"
+        )
     return Split(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64)), warnings
 
 
 MAX_WARNINGS = 20  # per load; the rest are counted in one more line
 
 
-def load(root: str | Path, image_size: int = 64, val_fraction: float = 0.2, seed: int = 0, strict: bool = False) -> Dataset:
+def load(
+    root: str | Path, image_size: int = 64, val_fraction: float = 0.2, seed: int = 0, strict: bool = False
+) -> Dataset:
     root = Path(root)
     if not root.is_dir():
-        raise EdgekitError(f"data folder {root} does not exist: give an existing folder with one sub-folder per class, or a built-in name like fashion_mnist")
+        raise EdgekitError(
+            f"data folder {root} does not exist: give an existing folder with one sub-folder per class, or a built-in "
+            "name like fashion_mnist"
+        )
     if (root / "train").is_dir() and (root / "val").is_dir():
         train_cls, val_cls = _class_folders(root / "train"), _class_folders(root / "val")
         if list(train_cls) != list(val_cls):
             diff = sorted(set(train_cls) ^ set(val_cls))
-            raise EdgekitError(f"classes differ between {root}/train and {root}/val ({', '.join(diff)}): use the same class folders in both")
+            raise EdgekitError(
+                f"classes differ between {root}/train and {root}/val ({', '.join(diff)}): use the same class folders "
+                "in both"
+            )
         classes = list(train_cls)
         train_files = [(p, i) for i, c in enumerate(classes) for p in train_cls[c]]
         val_files = [(p, i) for i, c in enumerate(classes) for p in val_cls[c]]
@@ -79,7 +100,10 @@ def load(root: str | Path, image_size: int = 64, val_fraction: float = 0.2, seed
             val_files += [(p, i) for p in files[:n_val]]
             train_files += [(p, i) for p in files[n_val:]]
         if not val_files:
-            raise EdgekitError(f"data folder {root} has too few images to split off a validation set: add images or give train/ and val/ folders")
+            raise EdgekitError(
+                f"data folder {root} has too few images to split off a validation set: add images or give train/ and "
+                "val/ folders"
+            )
     train, warn_train = _decode(train_files, image_size, strict)
     val, warn_val = _decode(val_files, image_size, strict)
     warnings = warn_train + warn_val

@@ -1,4 +1,5 @@
 """Batch transforms in plain torch on uint8 tensors: normalization and training augmentation."""
+
 from __future__ import annotations
 
 import torch
@@ -21,8 +22,8 @@ def random_crop_flip(images: torch.Tensor, pad: int, flip: bool, generator: torc
         padded = F.pad(images, (pad, pad, pad, pad))
         dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
         dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-        rows = (dy.view(n, 1) + torch.arange(h).view(1, h))  # (n, h)
-        cols = (dx.view(n, 1) + torch.arange(w).view(1, w))  # (n, w)
+        rows = dy.view(n, 1) + torch.arange(h).view(1, h)  # (n, h)
+        cols = dx.view(n, 1) + torch.arange(w).view(1, w)  # (n, w)
         idx_n = torch.arange(n).view(n, 1, 1)
         # gather (n, C, h, w) from padded via advanced indexing on the spatial dims
         out = padded.permute(0, 2, 3, 1)[idx_n, rows.view(n, h, 1), cols.view(n, 1, w)].permute(0, 3, 1, 2)

@@ -7,6 +7,7 @@ spatial size when the two architectures downsample differently, and the loss is 
 adapted student map and the teacher's. The adapter is trained with the student and then thrown away;
 it never becomes part of the exported model.
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgekit.errors import EdgekitError
+from edgekit.zoo.contract import method
 
 
 def kd_loss(student_logits, teacher_logits, labels, temperature: float, alpha: float) -> torch.Tensor:
@@ -23,15 +25,20 @@ def kd_loss(student_logits, teacher_logits, labels, temperature: float, alpha: f
     if alpha == 0:
         return ce
     t = temperature
-    kl = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1), reduction="batchmean", log_target=True)
+    kl = F.kl_div(
+        F.log_softmax(student_logits / t, dim=1),
+        F.log_softmax(teacher_logits / t, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    )
     return alpha * t * t * kl + (1 - alpha) * ce
 
 
 def features_and_logits(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One forward pass giving both the stage output and the logits (the zoo contract: forward_features,
     then forward_head), so feature KD costs no second pass."""
-    feats = model.forward_features(x)
-    return feats, model.forward_head(feats)
+    feats = method(model, "forward_features")(x)
+    return feats, method(model, "forward_head")(feats)
 
 
 def as_map(feats: torch.Tensor) -> torch.Tensor:
@@ -40,7 +47,10 @@ def as_map(feats: torch.Tensor) -> torch.Tensor:
         return feats
     if feats.ndim == 2:
         return feats[:, :, None, None]
-    raise EdgekitError(f"forward_features returned a {feats.ndim}-D tensor {tuple(feats.shape)}; feature distillation needs (N, C, H, W) or (N, C): set distill.feature_weight=0 for this model")
+    raise EdgekitError(
+        f"forward_features returned a {feats.ndim}-D tensor {tuple(feats.shape)}; feature distillation needs (N, C, "
+        "H, W) or (N, C): set distill.feature_weight=0 for this model"
+    )
 
 
 class FeatureAdapter(nn.Module):
@@ -64,7 +74,10 @@ def feature_loss(adapter: FeatureAdapter, student_feats: torch.Tensor, teacher_f
 
 def check_contract(model: nn.Module, role: str) -> None:
     if not (hasattr(model, "forward_features") and hasattr(model, "forward_head")):
-        raise EdgekitError(f"the {role} ({type(model).__name__}) has no forward_features/forward_head, which feature distillation needs: use a zoo model or set distill.feature_weight=0")
+        raise EdgekitError(
+            f"the {role} ({type(model).__name__}) has no forward_features/forward_head, which feature distillation "
+            "needs: use a zoo model or set distill.feature_weight=0"
+        )
 
 
 @torch.no_grad()
@@ -76,6 +89,8 @@ def build_adapter(student: nn.Module, teacher: nn.Module, input_size: tuple[int,
     for model in (student, teacher):
         was_training = model.training
         device = next(model.parameters()).device
-        shapes.append(as_map(model.eval().forward_features(torch.zeros(1, *input_size, device=device))).shape)
+        shapes.append(
+            as_map(method(model.eval(), "forward_features")(torch.zeros(1, *input_size, device=device))).shape
+        )
         model.train(was_training)
     return FeatureAdapter(shapes[0][1], shapes[1][1])

@@ -5,6 +5,7 @@ bn_scale: |gamma| of the group's BatchNorm layers (network slimming); needs Batc
 taylor: first-order Taylor |w * dL/dw| summed over the group; needs gradients, so `taylor_gradients`
 runs a few cross-entropy backward passes on training data before each pruning step.
 random: a control criterion (seeded), useful to check that a criterion beats chance."""
+
 from __future__ import annotations
 
 import torch
@@ -46,7 +47,9 @@ def taylor_gradients(model: nn.Module, data, batches: int, batch_size: int, seed
     batches (seeded sample). The model stays in eval mode, so BatchNorm statistics and weights are
     untouched: only the gradients change."""
     if data is None:
-        raise EdgekitError("prune.importance taylor needs training data for its gradients: run it through the pipeline or use l2")
+        raise EdgekitError(
+            "prune.importance taylor needs training data for its gradients: run it through the pipeline or use l2"
+        )
     gen = torch.Generator().manual_seed(seed)
     n = len(data.train)
     model.eval()

@@ -1,6 +1,7 @@
 """Pruning in `steps` iterative steps (torch-pruning's `iterative_steps`, a linear schedule to the
 final ratio) with a short seeded cross-entropy fine-tune of `finetune_batches` batches between steps,
 so each step ranks channels of a network that has recovered from the previous cut."""
+
 from __future__ import annotations
 
 import copy
@@ -14,6 +15,7 @@ from edgekit.errors import EdgekitError
 from edgekit.progress import Progress
 from edgekit.pruning.importance import check_applicable, needs_gradients, taylor_gradients
 from edgekit.pruning.pruner import build_pruner
+from edgekit.seeding import seeded
 
 
 def finetune(model: nn.Module, data, batches: int, batch_size: int, lr: float, seed: int, label: str) -> float:
@@ -24,7 +26,9 @@ def finetune(model: nn.Module, data, batches: int, batch_size: int, lr: float, s
     if batches == 0:
         return float("nan")
     if data is None:
-        raise EdgekitError("prune.finetune_batches needs training data: run it through the pipeline or set prune.finetune_batches: 0")
+        raise EdgekitError(
+            "prune.finetune_batches needs training data: run it through the pipeline or set prune.finetune_batches: 0"
+        )
     device = resolve_device("auto")
     home = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
@@ -51,8 +55,16 @@ def finetune(model: nn.Module, data, batches: int, batch_size: int, lr: float, s
     return total / batches
 
 
-def prune_copy(model: nn.Module, cfg, ratio: float, input_size, data=None, steps: int | None = None,
-               finetune_batches: int | None = None, round_to: int | None = None) -> tuple[nn.Module, dict]:
+def prune_copy(
+    model: nn.Module,
+    cfg,
+    ratio: float,
+    input_size,
+    data=None,
+    steps: int | None = None,
+    finetune_batches: int | None = None,
+    round_to: int | None = None,
+) -> tuple[nn.Module, dict]:
     """Prune a copy of `model` to `ratio` with `cfg`'s criterion and scope in `steps` steps
     (default cfg.steps); `finetune_batches` and `round_to` override cfg's. Returns (model, info)."""
     steps = cfg.steps if steps is None else steps
@@ -62,15 +74,27 @@ def prune_copy(model: nn.Module, cfg, ratio: float, input_size, data=None, steps
         cfg.round_to = round_to
     check_applicable(cfg.importance, model)
     model = copy.deepcopy(model).eval()
-    torch.manual_seed(cfg.seed)  # random importance (and anything else drawing from torch's RNG) is reproducible
-    pruner = build_pruner(model, cfg, ratio, input_size, steps)
     losses = []
-    for step in range(steps):
-        if needs_gradients(cfg.importance):
-            taylor_gradients(model, data, cfg.taylor_batches, cfg.batch_size, cfg.seed + step)
-        pruner.step()
-        model.zero_grad(set_to_none=True)
-        if step < steps - 1 and finetune_batches > 0:
-            losses.append(round(finetune(model, data, finetune_batches, cfg.batch_size, cfg.finetune_lr, cfg.seed + step,
-                                         f"prune step {step + 1}/{steps} fine-tune"), 4))
+    with seeded(cfg.seed):  # random importance (and anything else drawing from torch's RNG) is reproducible
+        pruner = build_pruner(model, cfg, ratio, input_size, steps)
+        for step in range(steps):
+            if needs_gradients(cfg.importance):
+                taylor_gradients(model, data, cfg.taylor_batches, cfg.batch_size, cfg.seed + step)
+            pruner.step()
+            model.zero_grad(set_to_none=True)
+            if step < steps - 1 and finetune_batches > 0:
+                losses.append(
+                    round(
+                        finetune(
+                            model,
+                            data,
+                            finetune_batches,
+                            cfg.batch_size,
+                            cfg.finetune_lr,
+                            cfg.seed + step,
+                            f"prune step {step + 1}/{steps} fine-tune",
+                        ),
+                        4,
+                    )
+                )
     return model.eval(), {"finetune_losses": losses} if losses else {}

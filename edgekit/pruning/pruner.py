@@ -9,6 +9,7 @@ channels each group loses in a step so that at least (1 - max_layer_ratio) of th
 channels (rounded up to `round_to`, and at least 1) survive, dropping the least important ones first.
 Where torch-pruning's own choice keeps the floor it is left as is; grouped layers that rounding would
 empty stay whole (torch-pruning's behaviour, which the zoo's ResNeXt notes rely on)."""
+
 from __future__ import annotations
 
 import difflib
@@ -19,6 +20,7 @@ from torch import nn
 
 from edgekit.errors import EdgekitError
 from edgekit.pruning.importance import make_importance
+from edgekit.zoo.contract import optional
 
 
 def _pruner_class():
@@ -78,7 +80,11 @@ def resolve_layer_ratios(model: nn.Module, layer_ratios: dict) -> dict[nn.Module
     for name, ratio in (layer_ratios or {}).items():
         if name not in names or name == "":
             close = difflib.get_close_matches(str(name), [n for n in names if n], n=3, cutoff=0.5)
-            hint = f"did you mean {', '.join(close)}?" if close else "names are those of model.named_modules(), e.g. " + ", ".join(n for n in list(names)[1:4])
+            hint = (
+                f"did you mean {', '.join(close)}?"
+                if close
+                else "names are those of model.named_modules(), e.g. " + ", ".join(n for n in list(names)[1:4])
+            )
             raise EdgekitError(f"prune.layer_ratios: the model has no module {name!r}: {hint}")
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
             raise EdgekitError(f"prune.layer_ratios.{name} = {ratio!r} is not allowed: give a fraction in [0, 1)")
@@ -88,11 +94,11 @@ def resolve_layer_ratios(model: nn.Module, layer_ratios: dict) -> dict[nn.Module
 
 def build_pruner(model: nn.Module, cfg, ratio: float, input_size, steps: int = 1):
     """A pruner over `model` (pruned in place by `pruner.step()`), `steps` iterative steps to `ratio`."""
-    options = dict(model.pruning_options()) if hasattr(model, "pruning_options") else {}
-    ignored = list(model.pruning_ignored_layers()) if hasattr(model, "pruning_ignored_layers") else []
+    options = dict(optional(model, "pruning_options", {}))
+    ignored = list(optional(model, "pruning_ignored_layers", []))
     ignored += list(options.pop("ignored_layers", []))
     ratio_dict = dict(options.pop("pruning_ratio_dict", None) or {})
-    ratio_dict.update(resolve_layer_ratios(model, getattr(cfg, "layer_ratios", None)))
+    ratio_dict.update(resolve_layer_ratios(model, getattr(cfg, "layer_ratios", None) or {}))
     model.eval()
     return _pruner_class()(
         model,

@@ -10,21 +10,24 @@ bisection gives the first k prunable layers the next-lower ratio (which missed) 
 `steps` > 1 the chosen ratio is then pruned for real (iteratively, with fine-tunes) and measured
 again; if that misses the target the ratio is raised in small increments until it meets it. Every
 probe is returned, so the report shows how the ratio was chosen."""
+
 from __future__ import annotations
 
 import copy
 import math
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from torch import nn
 
 from edgekit.errors import EdgekitError
+from edgekit.export.onnx_file import DEFAULT_OPSET
 from edgekit.metrics import count_macs, count_params
 from edgekit.pruning.iterative import prune_copy
+from edgekit.zoo.contract import optional
 
 MACS_TOLERANCE = 0.02  # stop once the kept MACs fraction is within 2 points below the target
 MAX_MACS_PROBES = 14
@@ -44,7 +47,12 @@ class Probe:
     model: nn.Module | None = field(default=None, repr=False)
 
     def record(self, base_macs: int) -> dict:
-        out = {"ratio": round(self.ratio, 4), "macs": self.macs, "macs_fraction": round(self.macs / base_macs, 4), "params": self.params}
+        out = {
+            "ratio": round(self.ratio, 4),
+            "macs": self.macs,
+            "macs_fraction": round(self.macs / base_macs, 4),
+            "params": self.params,
+        }
         if self.ms is not None:
             out["latency_ms_p50"] = self.ms
         if self.relaxed:
@@ -59,14 +67,14 @@ def max_ratio(cfg) -> float:
     return min(0.95, cfg.max_layer_ratio) if cfg.scope == "uniform" else 0.95
 
 
-def onnx_latency_ms(model: nn.Module, input_size, seconds: float) -> float:
-    """p50 batch-1 latency of `model` exported to ONNX (edgekit's exporter, opset 17, simplified) and
-    run in ONNX Runtime on the CPU with one thread, as the validate stage times models."""
+def onnx_latency_ms(model: nn.Module, input_size, seconds: float, opset: int = DEFAULT_OPSET) -> float:
+    """p50 batch-1 latency of `model` exported to ONNX (edgekit's exporter at the run's opset, simplified)
+    and run in ONNX Runtime on the CPU with one thread, as the validate stage times models."""
     from edgekit.backends.measure import measure_latency
     from edgekit.backends.ort import OrtRunner
-    from edgekit.stages.export import save_onnx, to_onnx
+    from edgekit.export import save_onnx, to_onnx
 
-    proto = to_onnx(model, input_size, 17, True)
+    proto = to_onnx(model, input_size, opset, True)
     with tempfile.TemporaryDirectory(prefix="edgekit-prune-") as tmp:
         path = Path(tmp) / "probe.onnx"
         save_onnx(proto, path)
@@ -88,11 +96,14 @@ def with_layer_ratios(cfg, extra: dict[str, float]):
 def prunable_layer_names(model: nn.Module, cfg) -> list[str]:
     """Conv and linear layers the pruner may cut, in model order (ignored layers and the user's
     layer_ratios left out)."""
-    ignored = set()
-    for layer in model.pruning_ignored_layers() if hasattr(model, "pruning_ignored_layers") else []:
+    ignored: set[int] = set()
+    for layer in optional(model, "pruning_ignored_layers", []):
         ignored.update(id(m) for m in layer.modules())
-    return [n for n, m in model.named_modules()
-            if isinstance(m, (nn.Conv2d, nn.Linear)) and id(m) not in ignored and n not in (cfg.layer_ratios or {})]
+    return [
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and id(m) not in ignored and n not in (cfg.layer_ratios or {})
+    ]
 
 
 def _looser(cfg) -> str:
@@ -105,8 +116,18 @@ def _looser(cfg) -> str:
     return ", ".join(out[:-1]) + " or " + out[-1] if len(out) > 1 else out[0]
 
 
-def _bisect(probe: Callable[[float], Probe], meets: Callable[[Probe], bool], close: Callable[[Probe], bool],
-            lo: float, hi: float, best: Probe, first: float | None, max_probes: int, min_gap: float, probes: list) -> Probe:
+def _bisect(
+    probe: Callable[[float], Probe],
+    meets: Callable[[Probe], bool],
+    close: Callable[[Probe], bool],
+    lo: float,
+    hi: float,
+    best: Probe,
+    first: float | None,
+    max_probes: int,
+    min_gap: float,
+    probes: list,
+) -> tuple[Probe, float]:
     """Smallest-ratio probe meeting the target in (lo, hi]; `best` is a probe at hi that meets it.
     Returns it and the highest ratio seen missing the target."""
     guess = first
@@ -124,8 +145,16 @@ def _bisect(probe: Callable[[float], Probe], meets: Callable[[Probe], bool], clo
     return best, lo
 
 
-def _refine(probe_mixed: Callable[[dict], Probe], meets, close, best: Probe, lo: float, names: list[str],
-            probes: list, max_probes: int) -> Probe:
+def _refine(
+    probe_mixed: Callable[[dict], Probe],
+    meets,
+    close,
+    best: Probe,
+    lo: float,
+    names: list[str],
+    probes: list,
+    max_probes: int,
+) -> Probe:
     """MACs fall in steps as the ratio grows (every layer of one width loses a rounding unit at the same
     ratio), so the smallest ratio meeting the target may land far below it. Give the first k layers
     the ratio `lo` (which misses the target) and the rest `best.ratio`, and bisect on k."""
@@ -134,7 +163,7 @@ def _refine(probe_mixed: Callable[[dict], Probe], meets, close, best: Probe, lo:
         if close(best) or k_misses - k_meets <= 1:
             break
         k = (k_meets + k_misses) // 2
-        p = probe_mixed({n: lo for n in names[:k]})
+        p = probe_mixed(dict.fromkeys(names[:k], lo))
         probes.append(p)
         if meets(p):
             k_meets, best = k, p
@@ -143,8 +172,17 @@ def _refine(probe_mixed: Callable[[dict], Probe], meets, close, best: Probe, lo:
     return best
 
 
-def _finalize(model, cfg, input_size, data, chosen: Probe, measure: Callable[[nn.Module, float], Probe],
-              meets: Callable[[Probe], bool], probes: list, hi: float) -> Probe:
+def _finalize(
+    model,
+    cfg,
+    input_size,
+    data,
+    chosen: Probe,
+    measure: Callable[[nn.Module, float], Probe],
+    meets: Callable[[Probe], bool],
+    probes: list,
+    hi: float,
+) -> Probe:
     """With steps > 1 (or fine-tunes), prune for real at the chosen ratio and re-check the target."""
     if cfg.steps == 1:
         return chosen
@@ -159,8 +197,10 @@ def _finalize(model, cfg, input_size, data, chosen: Probe, measure: Callable[[nn
         if ratio >= hi:
             break
         ratio = min(hi, ratio + FINAL_BUMP)
-    raise EdgekitError(f"prune: after {cfg.steps} steps with fine-tunes the model misses its target even at ratio {ratio:.3f} "
-                       f"(one-step probes met it): use prune.steps: 1 or a looser target")
+    raise EdgekitError(
+        f"prune: after {cfg.steps} steps with fine-tunes the model misses its target even at ratio {ratio:.3f} "
+        f"(one-step probes met it): use prune.steps: 1 or a looser target"
+    )
 
 
 def search_macs(model: nn.Module, cfg, input_size, data, fraction: float) -> tuple[Probe, list[Probe]]:
@@ -189,16 +229,22 @@ def search_macs(model: nn.Module, cfg, input_size, data, fraction: float) -> tup
     probes.append(top)
     if not meets(top):
         raise EdgekitError(
-            f"prune.target_macs {fraction} is out of reach: the highest ratio {hi} keeps {top.macs / base:.3f} of the baseline MACs "
-            f"(the classifier, ignored layers, the max_layer_ratio floor and round_to's minimum widths stay): ask for prune.target_macs >= "
-            f"{math.ceil(top.macs / base * 1000) / 1000}, {_looser(cfg)}")
+            f"prune.target_macs {fraction} is out of reach: the highest ratio {hi} keeps {top.macs / base:.3f} of the "
+            "baseline MACs "
+            "(the classifier, ignored layers, the max_layer_ratio floor and round_to's minimum widths stay): ask for "
+            "prune.target_macs >= "
+            f"{math.ceil(top.macs / base * 1000) / 1000}, {_looser(cfg)}"
+        )
     # MACs scale roughly with (1 - ratio)^2 under uniform pruning: start the bisection there
     chosen, lo = _bisect(probe, meets, close, 0.0, hi, top, 1 - math.sqrt(fraction), MAX_MACS_PROBES, 1e-3, probes)
 
     ratio = chosen.ratio
 
     def probe_mixed(relaxed: dict) -> Probe:
-        p = measure(prune_copy(model, with_layer_ratios(cfg, relaxed), ratio, input_size, data, steps=1, finetune_batches=0)[0], ratio)
+        p = measure(
+            prune_copy(model, with_layer_ratios(cfg, relaxed), ratio, input_size, data, steps=1, finetune_batches=0)[0],
+            ratio,
+        )
         p.relaxed = relaxed
         return p
 
@@ -206,17 +252,21 @@ def search_macs(model: nn.Module, cfg, input_size, data, fraction: float) -> tup
     return _finalize(model, cfg, input_size, data, chosen, measure, meets, probes, hi), probes
 
 
-def search_latency(model: nn.Module, cfg, input_size, data, target_ms: float) -> tuple[Probe, list[Probe]]:
-    """The least-pruned model whose measured ONNX Runtime p50 (1 thread, batch 1) is <= `target_ms`."""
+def search_latency(
+    model: nn.Module, cfg, input_size, data, target_ms: float, opset: int = DEFAULT_OPSET
+) -> tuple[Probe, list[Probe]]:
+    """The least-pruned model whose measured ONNX Runtime p50 (1 thread, batch 1) is <= `target_ms`;
+    probes are exported at `opset`, as the export stage will export the result."""
 
     def measure(m: nn.Module, r: float) -> Probe:
-        return Probe(r, count_macs(m, input_size), count_params(m), round(onnx_latency_ms(m, input_size, cfg.latency_probe_s), 4), model=m)
+        ms = onnx_latency_ms(m, input_size, cfg.latency_probe_s, opset)
+        return Probe(r, count_macs(m, input_size), count_params(m), round(ms, 4), model=m)
 
     def probe(r: float) -> Probe:
         return measure(prune_copy(model, cfg, r, input_size, data, steps=1, finetune_batches=0)[0], r)
 
     def meets(p: Probe) -> bool:
-        return p.ms <= target_ms
+        return p.ms is not None and p.ms <= target_ms
 
     probes: list[Probe] = []
     base = measure(prune_copy(model, cfg, 0.0, input_size, data, steps=1, finetune_batches=0)[0], 0.0)
@@ -229,8 +279,10 @@ def search_latency(model: nn.Module, cfg, input_size, data, target_ms: float) ->
     if not meets(top):
         raise EdgekitError(
             f"prune.target_latency_ms {target_ms} is out of reach: the highest ratio {hi} runs at {top.ms:.3f} ms p50 "
-            f"(baseline {base.ms:.3f} ms; ONNX Runtime CPU, 1 thread, batch 1): ask for >= {top.ms:.3f} ms, {_looser(cfg)}, "
-            f"or start from a smaller model")
+            f"(baseline {base.ms:.3f} ms; ONNX Runtime CPU, 1 thread, batch 1): ask for >= {top.ms:.3f} ms, "
+            f"{_looser(cfg)}, "
+            f"or start from a smaller model"
+        )
     # latency is noisy and moves in steps: a coarse bisection (ratio gap 0.02) is enough
     chosen, _ = _bisect(probe, meets, lambda p: False, 0.0, hi, top, None, cfg.latency_probes, 0.02, probes)
     return _finalize(model, cfg, input_size, data, chosen, measure, meets, probes, hi), probes

@@ -6,6 +6,7 @@ float16 follows each float32 graph input and a Cast back to float32 produces eac
 its original name. The file is meant for GPU targets (TensorRT, ORT's CUDA provider): ONNX Runtime's
 CPU provider has few fp16 kernels and inserts float casts around the rest, so there it runs, slowly.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -65,7 +66,9 @@ def convert_float_to_float16(proto):
             for k, name in enumerate(node.input):
                 if name == inp.name:
                     node.input[k] = half
-        casts_in.append(helper.make_node("Cast", [inp.name], [half], name=f"{inp.name}_cast_to_fp16", to=TensorProto.FLOAT16))
+        casts_in.append(
+            helper.make_node("Cast", [inp.name], [half], name=f"{inp.name}_cast_to_fp16", to=TensorProto.FLOAT16)
+        )
     casts_out = []
     for out in graph.output:
         if out.type.tensor_type.elem_type != TensorProto.FLOAT:
@@ -78,7 +81,9 @@ def convert_float_to_float16(proto):
             for k, name in enumerate(node.input):
                 if name == out.name:
                     node.input[k] = half
-        casts_out.append(helper.make_node("Cast", [half], [out.name], name=f"{out.name}_cast_to_fp32", to=TensorProto.FLOAT))
+        casts_out.append(
+            helper.make_node("Cast", [half], [out.name], name=f"{out.name}_cast_to_fp32", to=TensorProto.FLOAT)
+        )
     nodes = casts_in + list(graph.node) + casts_out
     del graph.node[:]
     graph.node.extend(nodes)

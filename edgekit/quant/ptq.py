@@ -4,12 +4,15 @@
 then be called again and again (e.g. with different `nodes_to_exclude` for mixed precision) and each
 call only rewrites the graph from the saved calibration cache, which takes about a second.
 """
+
 from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Literal
 
 import numpy as np
 
@@ -17,9 +20,34 @@ from edgekit.fileio import atomic_path
 from edgekit.progress import Progress
 
 # Ops quantized for the CPU target: those with int8 kernels in ONNX Runtime's CPU provider.
-CPU_OP_TYPES = ["Conv", "Gemm", "MatMul", "Add", "Mul", "GlobalAveragePool", "AveragePool", "MaxPool", "Concat", "Relu", "Clip"]
+CPU_OP_TYPES = [
+    "Conv",
+    "Gemm",
+    "MatMul",
+    "Add",
+    "Mul",
+    "GlobalAveragePool",
+    "AveragePool",
+    "MaxPool",
+    "Concat",
+    "Relu",
+    "Clip",
+]
 # Nodes whose inputs (activation and weight) get Q/DQ and that mixed precision may keep in float.
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+@dataclass(frozen=True)
+class PtqSettings:
+    """How to quantize. `target` decides the int8 form: cpu = U8 activations x S8 weights on the ops
+    with ONNX Runtime CPU kernels; tensorrt/jetson = symmetric S8 everywhere (TensorRT's explicit
+    quantization). `calibration`: minmax, entropy or percentile (at `percentile`)."""
+
+    calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
+    calib_batch: int = 32
+    percentile: float = 99.999
+    per_channel: bool = True
+    target: str = "cpu"
 
 
 class _Reader:
@@ -42,7 +70,7 @@ class _Reader:
         self.pos = 0
 
 
-def calibrate(model: Path, images: np.ndarray, cfg, scratch: Path, op_types: list[str] | None):
+def calibrate(model: Path, images: np.ndarray, cfg: PtqSettings, scratch: Path, op_types: list[str] | None):
     """Activation ranges, computed here rather than inside quantize_static: quantize_static does not
     pass histogram sizes to the entropy calibrator, whose defaults (128 bins for 128 quantized bins)
     leave a single candidate threshold, the min/max range, so entropy equalled minmax exactly."""
@@ -52,11 +80,22 @@ def calibrate(model: Path, images: np.ndarray, cfg, scratch: Path, op_types: lis
     symmetric = cfg.target != "cpu"
     method, options = {
         "minmax": (CalibrationMethod.MinMax, {"symmetric": symmetric}),
-        "entropy": (CalibrationMethod.Entropy, {"symmetric": symmetric, "num_bins": 2048, "num_quantized_bins": 255 if symmetric else 256}),
-        "percentile": (CalibrationMethod.Percentile, {"symmetric": symmetric, "num_bins": 2048, "percentile": cfg.percentile}),
+        "entropy": (
+            CalibrationMethod.Entropy,
+            {"symmetric": symmetric, "num_bins": 2048, "num_quantized_bins": 255 if symmetric else 256},
+        ),
+        "percentile": (
+            CalibrationMethod.Percentile,
+            {"symmetric": symmetric, "num_bins": 2048, "percentile": cfg.percentile},
+        ),
     }[cfg.calibration]
-    calibrator = create_calibrator(model, op_types, augmented_model_path=str(scratch / "augmented.onnx"),
-                                   calibrate_method=method, extra_options=options)
+    calibrator = create_calibrator(
+        model,
+        op_types,
+        augmented_model_path=str(scratch / "augmented.onnx"),
+        calibrate_method=method,
+        extra_options=options,
+    )
     calibrator.collect_data(_Reader(images, cfg.calib_batch, "input"))
     return method, calibrator.compute_data()
 
@@ -65,7 +104,7 @@ class Quantizer:
     """Pre-process + calibrate `src` once (in a scratch folder next to `work_dir`), quantize many times.
     Use as a context manager so the scratch folder is removed."""
 
-    def __init__(self, src: Path, images: np.ndarray, cfg, work_dir: Path):
+    def __init__(self, src: Path, images: np.ndarray, cfg: PtqSettings, work_dir: Path):
         from onnxruntime.quantization.calibrate import save_tensors_data
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -91,7 +130,9 @@ class Quantizer:
 
         with atomic_path(dst) as tmp:
             quantize_static(
-                str(self.pre), str(tmp), None,
+                str(self.pre),
+                str(tmp),
+                None,
                 quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QUInt8 if self.cpu else QuantType.QInt8,
                 weight_type=QuantType.QInt8,
@@ -103,14 +144,21 @@ class Quantizer:
                 # default turns them into int32 DequantizeLinear nodes, which TensorRT's parser rejects).
                 # Dedicated Q/DQ pairs for TensorRT: it cannot share one pair between several consumers
                 # (the reason ORT added the option); numerically the same model.
-                extra_options={"ActivationSymmetric": not self.cpu, "WeightSymmetric": True, "QuantizeBias": self.cpu,
-                               "DedicatedQDQPair": not self.cpu},
+                extra_options={
+                    "ActivationSymmetric": not self.cpu,
+                    "WeightSymmetric": True,
+                    "QuantizeBias": self.cpu,
+                    "DedicatedQDQPair": not self.cpu,
+                },
                 calibration_cache_path=str(self.cache),
             )
 
     def info(self) -> dict:
-        return {"activation_type": "uint8" if self.cpu else "int8 (symmetric)", "bias": "int32" if self.cpu else "float",
-                "weight_type": "int8 per-channel" if self.cfg.per_channel else "int8 per-tensor"}
+        return {
+            "activation_type": "uint8" if self.cpu else "int8 (symmetric)",
+            "bias": "int32" if self.cpu else "float",
+            "weight_type": "int8 per-channel" if self.cfg.per_channel else "int8 per-tensor",
+        }
 
     def close(self) -> None:
         shutil.rmtree(self.scratch, ignore_errors=True)

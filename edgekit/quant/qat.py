@@ -8,8 +8,8 @@ what ONNX Runtime's Q/DQ model will compute:
     batch min/max (U8 asymmetric for the cpu target, symmetric S8 for tensorrt, as the quantizer will
     calibrate them);
 both through torch.fake_quantize_* (straight-through estimator for the gradient). The loss is
-edgekit.distill_losses.kd_loss against the frozen float model's logits. Afterwards the wrappers are
-removed (the fine-tuned float weights stay), the model is exported with the export stage's exporter,
+edgekit.distill.losses.kd_loss against the frozen float model's logits. Afterwards the wrappers are
+removed (the fine-tuned float weights stay), the model is exported with edgekit.export at the run's opset,
 and quantized by the same calibrate + quantize_static path as plain int8, so the output has exactly
 the same form. The torch ranges are only a training device: ORT calibrates the fine-tuned model anew.
 
@@ -18,22 +18,46 @@ folded weight is the raw weight times one constant per output channel, and symme
 quantization commutes with a per-channel scale (q(c*w) = c*q(w) for the max|w|/127 scale), so the
 grid learned here is the grid of the folded weight ORT quantizes.
 """
+
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgekit.distill_losses import kd_loss
+from edgekit.config import ranged
+from edgekit.distill.losses import kd_loss
 from edgekit.training import OptimConfig, fit
+
+
+@dataclass
+class QatConfig(OptimConfig):
+    """The recipe's `qat` section: quantization-aware fine-tuning with KD from the float model, run
+    inside the quantize stage's int8 check. `mode`: auto (only when mixed precision cannot meet the
+    allowed drop), off or on. The optimiser settings are QAT's own: `epochs` at peak learning rate `lr`
+    without warm-up; `temperature` and `alpha` weight the KD loss as in distillation."""
+
+    mode: Literal["auto", "off", "on"] = "auto"
+    epochs: int = ranged(1, 1, 1000)
+    lr: float = ranged(1e-4, 0.0, 1.0)
+    warmup_epochs: float = ranged(0.0, 0.0, 100.0)
+    temperature: float = ranged(4.0, 0.1, 100.0)
+    alpha: float = ranged(0.7, 0.0, 1.0)
 
 
 class FakeQuant(nn.Module):
     """Wraps a Conv2d or Linear: fake-quantized weight (per-channel symmetric S8) and input (EMA ranges)."""
 
-    def __init__(self, layer: nn.Module, per_channel: bool, symmetric_act: bool, momentum: float = 0.01):
+    layer: nn.Conv2d | nn.Linear
+    lo: torch.Tensor  # buffers, declared for the type checker
+    hi: torch.Tensor
+    seen: torch.Tensor
+
+    def __init__(self, layer: nn.Conv2d | nn.Linear, per_channel: bool, symmetric_act: bool, momentum: float = 0.01):
         super().__init__()
         self.layer = layer
         self.per_channel, self.symmetric_act, self.momentum = per_channel, symmetric_act, momentum
@@ -49,7 +73,9 @@ class FakeQuant(nn.Module):
             zp = torch.zeros_like(scale, dtype=torch.int32)
             return torch.fake_quantize_per_channel_affine(w, scale, zp, 0, -127, 127)
         scale = (w.detach().abs().max().clamp_min(1e-8) / 127.0).reshape(1)
-        return torch.fake_quantize_per_tensor_affine(w, scale, torch.zeros(1, dtype=torch.int32, device=w.device), -127, 127)
+        return torch.fake_quantize_per_tensor_affine(
+            w, scale, torch.zeros(1, dtype=torch.int32, device=w.device), -127, 127
+        )
 
     def input_fq(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()
@@ -116,8 +142,9 @@ class _KD:
         return kd_loss(logits.float(), teacher_logits.float(), y, self.temperature, self.alpha)
 
 
-def qat_finetune(model: nn.Module, data, optim: OptimConfig, per_channel: bool, symmetric_act: bool,
-                 temperature: float, alpha: float) -> tuple[nn.Module, dict]:
+def qat_finetune(
+    model: nn.Module, data, optim: OptimConfig, per_channel: bool, symmetric_act: bool, temperature: float, alpha: float
+) -> tuple[nn.Module, dict]:
     """Fine-tune a copy of `model` with fake quantization and KD from `model`; returns the float copy
     (fake quantization removed) in eval mode on the CPU, and the training stats."""
     teacher = copy.deepcopy(model).eval()

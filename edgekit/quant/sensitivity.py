@@ -18,6 +18,7 @@ constructed case (bench/unbalance.py) the second layer needed hurt by 3 points w
 with the first it took the drop from 5.0 to 0.4 points, so one-at-a-time ranking is reported but not
 trusted for the choice.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -25,30 +26,22 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.envinfo import usable_cores
+from edgekit.backends.ort import load_session
 from edgekit.progress import Progress
 from edgekit.quant.ptq import WEIGHTED_OPS
 
 
 def session(model, threads: int = 0, optimize: bool = True):
-    """An ONNX Runtime CPU session from a path or a ModelProto. optimize=False runs the graph as
-    written (Q/DQ simulated in float, the ONNX semantics), without ORT's graph rewrites."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if not optimize:
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    opts.intra_op_num_threads = threads or usable_cores()
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    data = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
-    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    """An ONNX Runtime CPU session from a path or a ModelProto (edgekit.backends.ort.load_session)."""
+    return load_session(model, threads, "cpu", optimize)
 
 
 def logits_of(model, images: np.ndarray, batch: int = 250, optimize: bool = True) -> np.ndarray:
     sess = session(model, optimize=optimize)
     name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: np.ascontiguousarray(images[i : i + batch])})[0] for i in range(0, len(images), batch)])
+    return np.concatenate(
+        [sess.run(None, {name: np.ascontiguousarray(images[i : i + batch])})[0] for i in range(0, len(images), batch)]
+    )
 
 
 @dataclass
@@ -105,7 +98,11 @@ def float_variant(int8, fp32, node_name: str):
     q_of = {n.output[0]: n for n in graph.node if n.op_type == "QuantizeLinear"}
     producer = {o: n for n in graph.node for o in n.output}
     fp32_producer = {o: n for n in fp32.graph.node for o in n.output}
-    quantized = {n.name for n in graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear") and any(i in dq_of for i in n.input)}
+    quantized = {
+        n.name
+        for n in graph.node
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear") and any(i in dq_of for i in n.input)
+    }
     used = inits | set(producer) | {i.name for i in graph.input}
     target = next(n for n in graph.node if n.name == node_name)
     source = next((n for n in fp32.graph.node if n.name == node_name), None)
@@ -197,7 +194,9 @@ def bypass_activations(proto, tensors) -> int:
         else:
             nodes.append(n)
     used = {i for n in nodes for i in n.input}
-    nodes = [n for n in nodes if not (n.op_type == "QuantizeLinear" and n.output[0] in q_of and n.output[0] not in used)]
+    nodes = [
+        n for n in nodes if not (n.op_type == "QuantizeLinear" and n.output[0] in q_of and n.output[0] not in used)
+    ]
     del graph.node[:]
     graph.node.extend(nodes)
     return bypassed
@@ -259,19 +258,34 @@ def rank_layers(int8_path: Path, fp32_path: Path, held: HeldOut) -> list[dict]:
     out = []
     for unit in units:
         logits = logits_of(apply_units(int8, fp32, [unit]), held.images)
-        out.append({**unit, "logit_mse_gain": round(base_mse - held.mse(logits), 6), "top1_gain": round(base_drop - held.drop(logits), 2)})
+        out.append(
+            {
+                **unit,
+                "logit_mse_gain": round(base_mse - held.mse(logits), 6),
+                "top1_gain": round(base_drop - held.drop(logits), 2),
+            }
+        )
         bar.update(1)
     out.sort(key=lambda r: (-r["logit_mse_gain"], -r["top1_gain"]))
     return out
 
 
-def mixed_precision(quantizer, dst: Path, int8_path: Path, fp32_path: Path, held: HeldOut, plain_drop: float,
-                    max_drop: float, max_float_layers: int) -> dict:
+def mixed_precision(
+    quantizer,
+    dst: Path,
+    int8_path: Path,
+    fp32_path: Path,
+    held: HeldOut,
+    plain_drop: float,
+    max_drop: float,
+    max_float_layers: int,
+) -> dict:
     """Forward selection: at each step, try every remaining layer on top of those already kept in
     float and keep the one that brings the logits closest to fp32, until the 95% upper bound of the
-    held-out drop is within max_drop or max_float_layers is reached. Layers interact (an unbalanced block needs two of its
-    convs in float before either helps), so each step re-measures every candidate instead of trusting
-    the one-at-a-time ranking, which is still reported. Writes the best model found to `dst`.
+    held-out drop is within max_drop or max_float_layers is reached. Layers interact (an unbalanced
+    block needs two of its convs in float before either helps), so each step re-measures every
+    candidate instead of trusting the one-at-a-time ranking, which is still reported. Writes the best
+    model found to `dst`.
     (`quantizer` is unused: editing the plain int8 graph needs no re-quantization.)"""
     import onnx
 
@@ -292,7 +306,15 @@ def mixed_precision(quantizer, dst: Path, int8_path: Path, fp32_path: Path, held
             bar.update(1)
         mse, drop, unit, model, bound = min(trials, key=lambda t: (t[0], t[1]))
         chosen.append(unit)
-        steps.append({"float_layers": k, "added": unit["layer"], "drop": round(drop, 2), "drop_bound95": round(bound, 2), "logit_mse": round(mse, 6)})
+        steps.append(
+            {
+                "float_layers": k,
+                "added": unit["layer"],
+                "drop": round(drop, 2),
+                "drop_bound95": round(bound, 2),
+                "logit_mse": round(mse, 6),
+            }
+        )
         if drop < best_drop - 1e-9 or (bound <= max_drop and best_bound > max_drop):
             best_drop, best_bound, best_k, best_model = drop, bound, k, model
         if bound <= max_drop:
@@ -305,10 +327,18 @@ def mixed_precision(quantizer, dst: Path, int8_path: Path, fp32_path: Path, held
     return {
         "met": best_bound <= max_drop,
         "drop_after_bound95": round(best_bound, 2) if best_k else None,
-        "float_layers": [{"layer": u["layer"], "float_inputs": u["tensors"],
-                          "why": {"drop_after_adding": steps[i + 1]["drop"], "alone_logit_mse_gain": single[u["layer"]]["logit_mse_gain"],
-                                  "alone_top1_gain": single[u["layer"]]["top1_gain"]}}
-                         for i, u in enumerate(chosen[:best_k])],
+        "float_layers": [
+            {
+                "layer": u["layer"],
+                "float_inputs": u["tensors"],
+                "why": {
+                    "drop_after_adding": steps[i + 1]["drop"],
+                    "alone_logit_mse_gain": single[u["layer"]]["logit_mse_gain"],
+                    "alone_top1_gain": single[u["layer"]]["top1_gain"],
+                },
+            }
+            for i, u in enumerate(chosen[:best_k])
+        ],
         "drop_before": round(plain_drop, 2),
         "drop_after": round(best_drop, 2),
         "steps": steps,

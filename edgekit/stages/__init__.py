@@ -1,9 +1,13 @@
-"""Stages in pipeline order. Each module has NAME, a strict `Config` dataclass, and
-`run(artifact, cfg, ctx) -> metrics`; `skip(cfg, ctx)` returns a reason when the stage does not apply."""
+"""Stages in pipeline order: thin adapters (config, skip, run) over the libraries, each registered in
+STAGES by its own module (edgekit.stages.base describes the contract). The order lives only here."""
+
 from __future__ import annotations
 
-from edgekit.stages import build, distill, export, load, prune, quantize, train, validate
+from edgekit.stages import build, distill, export, load, prune, quantize, train, validate  # noqa: F401  (registration)
+from edgekit.stages.base import STAGES, Stage
 
-ORDER = [load, train, prune, distill, export, quantize, build, validate]
+ORDER: list[Stage] = [
+    STAGES.get(name) for name in ("load", "train", "prune", "distill", "export", "quantize", "build", "validate")
+]
 
-__all__ = ["ORDER"]
+__all__ = ["ORDER", "STAGES", "Stage"]

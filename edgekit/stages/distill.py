@@ -1,34 +1,24 @@
-"""distill: recover the pruned student's accuracy by knowledge distillation.
+"""distill: recover the pruned student's accuracy by knowledge distillation (edgekit.distill).
 
-loss = alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) * CE(student, label)
-       + feature_weight * MSE(adapter(student features), teacher features)
-(Hinton et al. 2015; T^2 keeps the soft-target gradients at the scale of the hard ones; the feature
-term is FitNets-style, on the `forward_features` outputs, see edgekit.distill_losses). The teacher is
-the unpruned baseline unless `teacher` names another zoo model with `teacher_weights`. With
-`enabled: false` the student is fine-tuned with cross-entropy only, for comparison.
+The teacher is the unpruned baseline unless `teacher` names another zoo model with `teacher_weights`.
+With `enabled: false` the student is fine-tuned with cross-entropy only, for comparison.
 """
+
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-
 from edgekit.accelerator import resolve_device
-from edgekit.artifact import Artifact, ModelEntry
+from edgekit.artifact import Artifact, Role
 from edgekit.checkpoint import save_state_dict
 from edgekit.config import ranged
-from edgekit.distill_losses import build_adapter, feature_loss, features_and_logits, kd_loss
-from edgekit.distill_teacher import check_inputs as check_teacher_inputs
-from edgekit.distill_teacher import check_names, load_teacher
+from edgekit.distill import Objective, check_inputs as check_teacher_inputs, check_names, load_teacher
+from edgekit.seeding import seeded
+from edgekit.stages.base import Stage, register
+from edgekit.stages.context import Context
 from edgekit.training import OptimConfig, fit
-
-NAME = "distill"
-SECTION = "distill"
-
-__all__ = ["Config", "Objective", "check_inputs", "kd_loss", "run", "skip"]
 
 
 @dataclass
@@ -60,74 +50,94 @@ def check_inputs(cfg: Config) -> None:
     check_teacher_inputs(cfg.teacher, cfg.teacher_weights)
 
 
-def skip(art, cfg: Config, ctx) -> str | None:
-    if "pruned" not in art.entries:
+def skip(art: Artifact, cfg: Config, ctx: Context) -> str | None:
+    if Role.PRUNED not in art:
         return "nothing was pruned"
     if cfg.epochs == 0:
         return "distill.epochs is 0"
     return None
 
 
-class Objective:
-    """The distillation loss for `fit`: one forward pass per model per batch. With feature_weight > 0
-    the logits come from forward_head on the forward_features output, and `adapter` (to be trained
-    with the student, then discarded) maps student features to the teacher's."""
-
-    def __init__(self, student, teacher, cfg: Config, input_size: tuple[int, ...]):
-        self.teacher = teacher
-        self.alpha = cfg.alpha if cfg.enabled else 0.0
-        self.feature_weight = cfg.feature_weight if cfg.enabled else 0.0
-        self.temperature = cfg.temperature
-        self.adapter = build_adapter(student, teacher, input_size) if self.feature_weight > 0 else None
-        self.feature_mse: list[torch.Tensor] = []  # per step, detached (no device sync per step)
-
-    def __call__(self, model, x, y):
-        if self.adapter is None:
-            logits = model(x)
-            if self.alpha == 0:
-                return F.cross_entropy(logits, y)
-            with torch.no_grad():
-                teacher_logits = self.teacher(x)
-            return kd_loss(logits, teacher_logits, y, self.temperature, self.alpha)
-        feats, logits = features_and_logits(model, x)
-        with torch.no_grad():
-            teacher_feats, teacher_logits = features_and_logits(self.teacher, x)
-        mse = feature_loss(self.adapter, feats, teacher_feats)
-        self.feature_mse.append(mse.detach())
-        return kd_loss(logits, teacher_logits, y, self.temperature, self.alpha) + self.feature_weight * mse
-
-    def feature_stats(self, window: int = 20) -> dict[str, float]:
-        """Mean feature MSE over the first and last `window` steps (at most a quarter of the run each):
-        did the student's features move towards the teacher's?"""
-        if not self.feature_mse:
-            return {}
-        values = torch.stack(self.feature_mse).float().cpu()
-        window = max(1, min(window, len(values) // 4))
-        return {"feature_mse_start": round(values[:window].mean().item(), 5), "feature_mse_end": round(values[-window:].mean().item(), 5)}
-
-
-def pick_teacher(art: Artifact, cfg: Config, ctx):
+def pick_teacher(art: Artifact, cfg: Config, ctx: Context):
     if cfg.teacher is None:
-        return art.entries["baseline"].module.eval(), "baseline"
-    return load_teacher(cfg.teacher, cfg.teacher_weights, cfg.teacher_options, ctx), cfg.teacher
+        baseline = art[Role.BASELINE].module
+        assert baseline is not None
+        return baseline.eval(), "baseline"
+    assert cfg.teacher_weights is not None  # Config refuses a teacher without weights
+    teacher = load_teacher(
+        cfg.teacher,
+        cfg.teacher_weights,
+        cfg.teacher_options,
+        ctx.data.input_size,
+        ctx.data.num_classes,
+        ctx.recipe.model.small_input,
+    )
+    return teacher, cfg.teacher
 
 
-def run(art: Artifact, cfg: Config, ctx) -> dict:
-    student = copy.deepcopy(art.entries["pruned"].module)
+def objective_for(student, teacher, cfg: Config, input_size: tuple[int, ...]) -> Objective:
+    with seeded(cfg.seed):  # the feature adapter's initial weights
+        return Objective(
+            student,
+            teacher,
+            input_size,
+            temperature=cfg.temperature,
+            alpha=cfg.alpha,
+            feature_weight=cfg.feature_weight,
+        )
+
+
+def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
+    pruned = art[Role.PRUNED]
+    student = copy.deepcopy(pruned.module)
+    assert student is not None
     teacher, teacher_name = pick_teacher(art, cfg, ctx) if cfg.enabled else (None, None)
-    objective = Objective(student, teacher, cfg, ctx.data.input_size)
+    objective = objective_for(student, teacher, cfg, ctx.data.input_size)
     home = next(teacher.parameters()).device if teacher is not None else None
     if teacher is not None:  # the student and adapter are moved by fit; the teacher is ours to move
         teacher.to(resolve_device(cfg.device)).eval()
     try:
-        stats = fit(student, ctx.data, cfg, objective, "distill" if cfg.enabled else "finetune", extra=objective.adapter,
-                    resume_file=ctx.run_dir / ".distill.epoch.pt")
+        stats = fit(
+            student,
+            ctx.data,
+            cfg,
+            objective,
+            "distill" if cfg.enabled else "finetune",
+            extra=objective.adapter,
+            resume_file=ctx.run_dir / ".distill.epoch.pt",
+        )
     finally:
         if teacher is not None:
             teacher.to(home)  # the baseline goes on to export and validate on the CPU
-    path = ctx.run_dir / "distilled.pt"
+    path = ctx.run_dir / Role.DISTILLED.spec.file
     save_state_dict(student, path)  # the student alone: the adapter is not part of the model
-    pruned = art.entries["pruned"]
-    art.add(ModelEntry("distilled" if cfg.enabled else "finetuned", "torch", "fp32", pruned.params, pruned.macs, path, student))
+    art.add(
+        Role.DISTILLED,
+        path,
+        pruned.params,
+        pruned.macs,
+        module=student,
+        source=Role.PRUNED,
+        name="distilled" if cfg.enabled else "finetuned",
+    )
     mode = ("kd+features" if objective.adapter is not None else "kd") if cfg.enabled else "finetune"
-    return {"mode": mode, "teacher": teacher_name, "feature_weight": objective.feature_weight, **stats, **objective.feature_stats()}
+    return {
+        "mode": mode,
+        "teacher": teacher_name,
+        "feature_weight": objective.feature_weight,
+        **stats,
+        **objective.feature_stats(),
+    }
+
+
+STAGE = register(
+    Stage(
+        name="distill",
+        section="distill",
+        config=Config,
+        run=run,
+        skip=skip,
+        consumes=(Role.PRUNED, Role.BASELINE),
+        produces=(Role.DISTILLED,),
+    )
+)

@@ -1,19 +1,18 @@
 """load: build the zoo model for the data's classes and channels; load `weights` when given."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
-from edgekit.artifact import Artifact, ModelEntry
+from edgekit.artifact import Artifact, Role
 from edgekit.checkpoint import load_weights, save_state_dict
-from edgekit.errors import EdgekitError
 from edgekit.metrics import count_macs, count_params
-from edgekit.zoo import create_model, resolve_name
-
-NAME = "load"
-SECTION = "model"
+from edgekit.seeding import seeded
+from edgekit.stages.base import Stage, register
+from edgekit.stages.context import Context
+from edgekit.zoo import resolve_name
+from edgekit.zoo.for_data import build_for_input
 
 
 @dataclass
@@ -29,29 +28,25 @@ class Config:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def skip(art, cfg: Config, ctx) -> str | None:
-    return None
+def build_model(cfg: Config, ctx: Context):
+    """The recipe's model for this run's data, with fresh weights (resume rebuilds checkpoints into it)."""
+    return build_for_input(cfg.name, ctx.data.input_size, ctx.data.num_classes, cfg.small_input, cfg.options)
 
 
-def build_model(cfg: Config, ctx):
-    c, h, w = ctx.data.input_size
-    small = cfg.small_input if cfg.small_input is not None else max(h, w) <= 64
-    try:
-        return create_model(cfg.name, num_classes=ctx.data.num_classes, in_chans=c, small_input=small, **cfg.options)
-    except TypeError as exc:
-        raise EdgekitError(f"model.options {cfg.options} not accepted by {cfg.name} ({exc}): remove or rename the option") from None
-
-
-def run(art: Artifact, cfg: Config, ctx) -> dict:
+def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
     canonical = resolve_name(cfg.name)
-    torch.manual_seed(ctx.recipe.train.seed)  # the initial weights are part of the recipe: same seed, same baseline
-    model = build_model(cfg, ctx)
+    with seeded(ctx.recipe.train.seed):  # the initial weights are part of the recipe: same seed, same baseline
+        model = build_model(cfg, ctx)
     if cfg.weights:
         load_weights(model, cfg.weights, canonical, ctx.data.input_size)
     model.eval()
-    path = ctx.run_dir / "baseline.pt"
+    path = ctx.run_dir / Role.BASELINE.spec.file
     save_state_dict(model, path)
-    art.add(ModelEntry("baseline", "torch", "fp32", count_params(model), count_macs(model, ctx.data.input_size), path, model))
-    art.info.update(model=canonical, classes=ctx.data.classes, mean=list(ctx.data.mean), std=list(ctx.data.std),
-                    input_size=list(ctx.data.input_size), data=ctx.data.describe())
-    return {"model": canonical, "weights": cfg.weights, "params": art.entries["baseline"].params, "macs": art.entries["baseline"].macs}
+    base = art.add(Role.BASELINE, path, count_params(model), count_macs(model, ctx.data.input_size), module=model)
+    info = art.info
+    info.model, info.classes, info.data = canonical, list(ctx.data.classes), ctx.data.describe()
+    info.mean, info.std, info.input_size = list(ctx.data.mean), list(ctx.data.std), list(ctx.data.input_size)
+    return {"model": canonical, "weights": cfg.weights, "params": base.params, "macs": base.macs}
+
+
+STAGE = register(Stage(name="load", section="model", config=Config, run=run, produces=(Role.BASELINE,)))

@@ -8,6 +8,7 @@ pruned together as one group; the classifier and the layers a model lists in
 `target_macs` (fraction of the baseline's MACs to keep) or `target_latency_ms` (ONNX Runtime CPU p50
 at batch 1); the ratio is then searched (edgekit.pruning.targets) and every probe is reported.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -15,16 +16,17 @@ from typing import Literal
 
 import torch
 
-from edgekit.artifact import Artifact, ModelEntry
+from edgekit.artifact import Artifact, Role
 from edgekit.checkpoint import save_state_dict
 from edgekit.config import ranged
 from edgekit.errors import EdgekitError
+from edgekit.export import DEFAULT_OPSET
 from edgekit.metrics import count_macs, count_params
 from edgekit.pruning.iterative import prune_copy
 from edgekit.pruning.targets import search_latency, search_macs, with_layer_ratios
+from edgekit.stages.base import Stage, register
+from edgekit.stages.context import Context
 
-NAME = "prune"
-SECTION = "prune"
 SEARCH_KEYS = ("probes", "relaxed_layer_ratios")
 
 
@@ -68,34 +70,49 @@ def drivers(cfg: Config) -> list[str]:
     """The settings that drive the run; more than one is an error."""
     given = [k for k in ("ratio", "target_macs", "target_latency_ms") if getattr(cfg, k) not in (None, 0, 0.0)]
     if cfg.target_macs is not None and cfg.target_macs <= 0:
-        raise EdgekitError(f"prune.target_macs = {cfg.target_macs} keeps no MACs: give the fraction of the baseline MACs to keep, in (0, 1], e.g. 0.5")
+        raise EdgekitError(
+            f"prune.target_macs = {cfg.target_macs} keeps no MACs: give the fraction of the baseline MACs to keep, in "
+            "(0, 1], e.g. 0.5"
+        )
     if cfg.target_latency_ms is not None and cfg.target_latency_ms <= 0:
         raise EdgekitError(f"prune.target_latency_ms = {cfg.target_latency_ms} is not a latency: give milliseconds > 0")
     if len(given) > 1:
-        raise EdgekitError(f"prune: {' and '.join('prune.' + g for g in given)} are both set, but exactly one drives a run: keep one and remove the others")
+        raise EdgekitError(
+            f"prune: {' and '.join('prune.' + g for g in given)} are both set, but exactly one drives a run: keep one "
+            "and remove the others"
+        )
     return given
 
 
-def skip(art, cfg: Config, ctx) -> str | None:
+def skip(art: Artifact, cfg: Config, ctx: Context) -> str | None:
     return "prune.ratio is 0" if not drivers(cfg) else None
 
 
-def prune_with_info(model: torch.nn.Module, cfg: Config, input_size: tuple[int, ...], data=None) -> tuple[torch.nn.Module, dict]:
-    """Prune a copy of `model` as `cfg` says; returns (pruned model, what was done: ratio, probes)."""
+def prune_with_info(
+    model: torch.nn.Module, cfg: Config, input_size: tuple[int, ...], data=None, opset: int = DEFAULT_OPSET
+) -> tuple[torch.nn.Module, dict]:
+    """Prune a copy of `model` as `cfg` says; returns (pruned model, what was done: ratio, probes).
+    A latency target exports its probes at `opset`, as the export stage will."""
     given = drivers(cfg)
     if given == ["target_macs"]:
+        assert cfg.target_macs is not None
         chosen, probes = search_macs(model, cfg, input_size, data, cfg.target_macs)
     elif given == ["target_latency_ms"]:
-        chosen, probes = search_latency(model, cfg, input_size, data, cfg.target_latency_ms)
+        assert cfg.target_latency_ms is not None
+        chosen, probes = search_latency(model, cfg, input_size, data, cfg.target_latency_ms, opset)
     else:
         pruned, info = prune_copy(model, cfg, cfg.ratio, input_size, data)
         return pruned, {"ratio": cfg.ratio, **info}
     base_macs = count_macs(model, input_size)
-    info = {"ratio": chosen.ratio, "probes": [{**p.record(base_macs), **({"chosen": True} if p is chosen else {})} for p in probes]}
+    info = {
+        "ratio": chosen.ratio,
+        "probes": [{**p.record(base_macs), **({"chosen": True} if p is chosen else {})} for p in probes],
+    }
     if chosen.relaxed:  # layers the MACs search gave a lower ratio, to land closer to the target
         info["relaxed_layer_ratios"] = dict(chosen.relaxed)
     if chosen.ms is not None:
         info["latency_ms_p50"] = chosen.ms
+    assert chosen.model is not None  # every probe keeps the model it measured
     return chosen.model, info
 
 
@@ -104,20 +121,32 @@ def prune_model(model: torch.nn.Module, cfg: Config, input_size: tuple[int, ...]
     return prune_with_info(model, cfg, input_size, data)[0]
 
 
-def run(art: Artifact, cfg: Config, ctx) -> dict:
-    base = art.entries["baseline"]
+def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
+    base = art[Role.BASELINE]
+    assert base.module is not None
     size = ctx.data.input_size
-    model, info = prune_with_info(base.module, cfg, size, ctx.data)
-    path = ctx.run_dir / "pruned.pt"
+    if cfg.target_latency_ms is not None and ctx.recipe.target.platform != "cpu":
+        print(
+            "prune: the latency target is measured in ONNX Runtime on this CPU, not on target "
+            f"{ctx.recipe.target.platform}",
+            flush=True,
+        )
+    model, info = prune_with_info(base.module, cfg, size, ctx.data, ctx.recipe.export.opset)
+    path = ctx.run_dir / Role.PRUNED.spec.file
     save_state_dict(model, path)
-    entry = art.add(ModelEntry("pruned", "torch", "fp32", count_params(model), count_macs(model, size), path, model))
+    entry = art.add(Role.PRUNED, path, count_params(model), count_macs(model, size), module=model, source=Role.BASELINE)
     metrics = {
         "importance": cfg.importance,
         "scope": cfg.scope,
         "steps": cfg.steps,
         "round_to": cfg.round_to,
-        **{k: v for k, v in (("target_macs", cfg.target_macs), ("target_latency_ms", cfg.target_latency_ms)) if v is not None},
+        **{
+            k: v
+            for k, v in (("target_macs", cfg.target_macs), ("target_latency_ms", cfg.target_latency_ms))
+            if v is not None
+        },
         **{k: v for k, v in info.items() if k not in SEARCH_KEYS},
+        **({"latency_measured_on": "onnxruntime cpu, 1 thread, batch 1"} if cfg.target_latency_ms is not None else {}),
         "params_before": base.params,
         "params_after": entry.params,
         "macs_before": base.macs,
@@ -131,7 +160,22 @@ def run(art: Artifact, cfg: Config, ctx) -> dict:
         metrics["search"] = {k: info[k] for k in SEARCH_KEYS if k in info}
     if cfg.round_to > 1:  # what rounding costs: the same pruning (one step, no fine-tune) without it
         same = with_layer_ratios(cfg, info.get("relaxed_layer_ratios", {}))
-        unrounded, _ = prune_copy(base.module, same, info["ratio"], size, ctx.data, steps=1, finetune_batches=0, round_to=1)
+        unrounded, _ = prune_copy(
+            base.module, same, info["ratio"], size, ctx.data, steps=1, finetune_batches=0, round_to=1
+        )
         metrics["macs_after_round_to_1"] = count_macs(unrounded, size)
         metrics["params_after_round_to_1"] = count_params(unrounded)
     return metrics
+
+
+STAGE = register(
+    Stage(
+        name="prune",
+        section="prune",
+        config=Config,
+        run=run,
+        skip=skip,
+        consumes=(Role.BASELINE,),
+        produces=(Role.PRUNED,),
+    )
+)

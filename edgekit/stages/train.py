@@ -1,10 +1,10 @@
 """train: train the baseline when no weights were given. The result is cached, keyed by model, data and
 this config, so a second run with the same settings skips training."""
+
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,10 +12,13 @@ import torch
 import torch.nn.functional as F
 
 from edgekit.accelerator import amp_dtype, precision_name, resolve_device
-from edgekit.artifact import Artifact
+from edgekit.artifact import Artifact, Role
 from edgekit.checkpoint import read_state_dict, save_state_dict
 from edgekit.config import as_dict, ranged
 from edgekit.fileio import atomic_write_json
+from edgekit.paths import cache_root
+from edgekit.stages.base import Stage, register
+from edgekit.stages.context import Context
 from edgekit.training import OptimConfig, fit
 
 NAME = "train"
@@ -33,7 +36,7 @@ class Config(OptimConfig):
     cache: bool = True
 
 
-def skip(art, cfg: Config, ctx) -> str | None:
+def skip(art: Artifact, cfg: Config, ctx: Context) -> str | None:
     if ctx.recipe.model.weights:
         return "weights given"
     if cfg.epochs == 0:
@@ -41,17 +44,23 @@ def skip(art, cfg: Config, ctx) -> str | None:
     return None
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("EDGEKIT_CACHE", Path.home() / ".cache" / "edgekit")) / "baselines"
+def cache_dir() -> Path:
+    return cache_root("baselines")
 
 
-def cache_key(ctx, cfg: Config) -> str:
+def cache_key(ctx: Context, cfg: Config) -> str:
     data = ctx.data
     fingerprint = {
         "format": CACHE_FORMAT,
         "model": as_dict(ctx.recipe.model),
-        "data": {"name": data.name, "train": len(data.train), "val": len(data.val), "classes": data.classes,
-                 "labels_sum": int(data.train.labels.sum()), "pixels_sum": int(data.train.images[:1000].sum())},
+        "data": {
+            "name": data.name,
+            "train": len(data.train),
+            "val": len(data.val),
+            "classes": data.classes,
+            "labels_sum": int(data.train.labels.sum()),
+            "pixels_sum": int(data.train.images[:1000].sum()),
+        },
         "train": {k: v for k, v in as_dict(cfg).items() if k not in ("cache", "device", "amp")},
         "torch": torch.__version__.split("+")[0],
     }
@@ -63,10 +72,11 @@ def cache_key(ctx, cfg: Config) -> str:
     return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def run(art: Artifact, cfg: Config, ctx) -> dict:
-    entry = art.entries["baseline"]
+def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
+    entry = art[Role.BASELINE]
     model = entry.module
-    cached = cache_root() / f"{ctx.recipe.model.name}-{cache_key(ctx, cfg)}.pt"
+    assert model is not None  # the load stage keeps the baseline in memory
+    cached = cache_dir() / f"{ctx.recipe.model.name}-{cache_key(ctx, cfg)}.pt"
     if cfg.cache and cached.is_file():
         model.load_state_dict(read_state_dict(cached))
         model.eval()
@@ -81,5 +91,21 @@ def run(art: Artifact, cfg: Config, ctx) -> dict:
     save_state_dict(model, entry.path)
     if cfg.cache:
         save_state_dict(model, cached)
-        atomic_write_json(cached.with_suffix(".json"), {"recipe_model": as_dict(ctx.recipe.model), "train": as_dict(cfg), **stats})
+        atomic_write_json(
+            cached.with_suffix(".json"), {"recipe_model": as_dict(ctx.recipe.model), "train": as_dict(cfg), **stats}
+        )
     return {"cached": False, **stats}
+
+
+# Trains the baseline in place: it consumes and produces the same role.
+STAGE = register(
+    Stage(
+        name="train",
+        section="train",
+        config=Config,
+        run=run,
+        skip=skip,
+        consumes=(Role.BASELINE,),
+        produces=(Role.BASELINE,),
+    )
+)

@@ -3,25 +3,25 @@ run produced, all on the same inputs: torch models in PyTorch on the CPU, ONNX f
 TensorRT engines through their stamped runner. Where a CUDA GPU is visible, the final torch model is
 also run on it (fp32 and fp16; torch.compile too when asked), and every GPU row gets trtexec-style
 figures: end-to-end versus GPU compute time, copies, throughput (edgekit.backends.gpu_timing)."""
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-import numpy as np
-
-from edgekit.artifact import Artifact, ModelEntry
-from edgekit.backends import evaluate, measure_interleaved, throughput_of
-from edgekit.metrics import latency_stats
+from edgekit.artifact import Artifact, ModelEntry, Role
+from edgekit.backends import Runner, evaluate, measure_interleaved, throughput_of
+from edgekit.backends.gpu_timing import GpuModel
+from edgekit.backends.select import runner_for
+from edgekit.backends.torch_cpu import torch_threads
 from edgekit.config import ranged
-from edgekit.data.transforms import normalize
+from edgekit.data.arrays import val_arrays
 from edgekit.envinfo import usable_cores
 from edgekit.fileio import size_mb
-from edgekit.stages.build import TENSORRT_TARGETS
-
-NAME = "validate"
-SECTION = "validate"
+from edgekit.metrics import latency_stats
+from edgekit.stages.base import Stage, register
+from edgekit.stages.context import Context
 
 
 @dataclass
@@ -49,36 +49,11 @@ class Config:
     cuda_graph: bool = False
 
 
-def skip(art, cfg: Config, ctx) -> str | None:
-    return None
-
-
 def threads_of(cfg: Config) -> int:
     return cfg.threads or usable_cores()
 
 
-def val_arrays(ctx, limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The first `limit` validation images (0 = all), normalized as the models expect, and their labels."""
-    val = ctx.data.val
-    n = limit or len(val)
-    return normalize(val.images[:n], ctx.data.mean, ctx.data.std).numpy(), val.labels[:n].numpy()
-
-
-def runner_for(entry: ModelEntry, threads: int):
-    if entry.format == "torch":
-        from edgekit.backends.torch_cpu import TorchRunner
-
-        return TorchRunner(entry.module, threads)
-    if entry.format == "engine":
-        from edgekit.backends.tensorrt.runner import TrtRunner
-
-        return TrtRunner(entry.path, onnx_path=entry.path.with_suffix(".onnx"))
-    from edgekit.backends.ort import OrtRunner
-
-    return OrtRunner(entry.path, threads)
-
-
-def ort_gpu_entries(art: Artifact, cfg: Config, threads: int, tensorrt_target: bool) -> list[tuple[ModelEntry, object]]:
+def ort_gpu_entries(art: Artifact, cfg: Config, threads: int, tensorrt_target: bool) -> list[tuple[ModelEntry, Runner]]:
     """The run's ONNX files again through ONNX Runtime's CUDA provider (and its TensorRT provider for a
     TensorRT target), when this onnxruntime build has them: the same runner interface, other providers."""
     from edgekit.backends.ort import PROVIDERS, OrtRunner, available_providers
@@ -87,7 +62,7 @@ def ort_gpu_entries(art: Artifact, cfg: Config, threads: int, tensorrt_target: b
         return []
     have = available_providers()
     kinds = [k for k in ("cuda", "tensorrt") if PROVIDERS[k][0] in have and (k == "cuda" or tensorrt_target)]
-    out = []
+    out: list[tuple[ModelEntry, Runner]] = []
     for entry in [e for e in art.entries.values() if e.format == "onnx"]:
         for kind in kinds:
             runner = OrtRunner(entry.path, threads, kind)
@@ -95,7 +70,7 @@ def ort_gpu_entries(art: Artifact, cfg: Config, threads: int, tensorrt_target: b
     return out
 
 
-def cuda_entries(art: Artifact, cfg: Config, input_size) -> list[tuple[ModelEntry, object]]:
+def cuda_entries(art: Artifact, cfg: Config, input_size) -> list[tuple[ModelEntry, Runner]]:
     """(row entry, runner) pairs for the final torch model on the GPU, or none without one."""
     import torch
 
@@ -104,9 +79,9 @@ def cuda_entries(art: Artifact, cfg: Config, input_size) -> list[tuple[ModelEntr
     from edgekit.backends.torch_cuda import TorchCudaRunner
 
     src = next((e for e in reversed(list(art.entries.values())) if e.format == "torch" and e.module is not None), None)
-    if src is None:
+    if src is None or src.module is None:
         return []
-    out = []
+    out: list[tuple[ModelEntry, Runner]] = []
     for precision in ("fp32", "fp16"):
         for compiled in (False, True) if cfg.torch_compile else (False,):
             runner = TorchCudaRunner(src.module, tuple(input_size), precision, compile=compiled)
@@ -115,40 +90,73 @@ def cuda_entries(art: Artifact, cfg: Config, input_size) -> list[tuple[ModelEntr
     return out
 
 
-def run(art: Artifact, cfg: Config, ctx) -> dict:
-    images, labels = val_arrays(ctx, cfg.val_images)
-    n = len(images)
+def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
     threads = threads_of(cfg)
-    tensorrt_target = ctx.recipe.quantize.target in TENSORRT_TARGETS
-    pairs = ([(e, runner_for(e, threads)) for e in art.entries.values()] + cuda_entries(art, cfg, ctx.data.input_size)
-             + ort_gpu_entries(art, cfg, threads, tensorrt_target))
+    with torch_threads(threads):  # the torch rows run with the same thread count as every other row
+        return _validate(art, cfg, ctx, threads)
+
+
+def _validate(art: Artifact, cfg: Config, ctx: Context, threads: int) -> dict:
+    images, labels = val_arrays(ctx.data, cfg.val_images)
+    n = len(images)
+    pairs: list[tuple[ModelEntry, Runner]] = (
+        [(e, runner_for(e, threads)) for e in art.entries.values()]
+        + cuda_entries(art, cfg, ctx.data.input_size)
+        + ort_gpu_entries(art, cfg, threads, ctx.recipe.target.tensorrt)
+    )
     entries, runners = [p[0] for p in pairs], [p[1] for p in pairs]
     accs = [evaluate(r, images, labels, label=f"validate {e.name}") for e, r in pairs]
-    timing = dict(rounds=cfg.rounds, warmup_s=cfg.warmup_s, min_s=cfg.min_seconds)
-    latencies = measure_interleaved(runners, images, 1, min_runs=cfg.min_runs, label="latency @1", **timing)
-    batch_times = measure_interleaved(runners, images, cfg.batch, min_runs=20, label=f"throughput @{cfg.batch}", **timing)
-    rows = []
-    for entry, runner, acc, lat, bt in zip(entries, runners, accs, latencies, batch_times):
+
+    def timed(batch: int, min_runs: int, label: str) -> list[list[float]]:
+        return measure_interleaved(
+            runners,
+            images,
+            batch,
+            rounds=cfg.rounds,
+            warmup_s=cfg.warmup_s,
+            min_runs=min_runs,
+            min_s=cfg.min_seconds,
+            label=label,
+        )
+
+    latencies = timed(1, cfg.min_runs, "latency @1")
+    batch_times = timed(cfg.batch, 20, f"throughput @{cfg.batch}")
+    rows: list[dict[str, Any]] = []
+    for entry, runner, acc, lat, bt in zip(entries, runners, accs, latencies, batch_times, strict=True):
         latency, throughput = latency_stats(lat), throughput_of(bt, cfg.batch)
-        rows.append({
-            "artifact": entry.name,
-            "format": entry.format,
-            "precision": entry.precision,
-            "backend": runner.backend,
-            "file": entry.path.name,
-            "params": entry.params,
-            "macs": entry.macs,
-            "size_mb": round(size_mb(entry.path), 3),
-            "top1": round(acc["top1"], 4),
-            "top5": round(acc["top5"], 4),
-            "latency_ms": latency,
-            "latency_runs": len(lat),
-            "throughput_ips": throughput,
-        })
-        if hasattr(runner, "profile"):  # a GPU row: trtexec-style figures at batch 1 and the throughput batch
-            rows[-1]["gpu_timing"] = [runner.profile(b, warmup_s=cfg.warmup_s, min_s=cfg.min_seconds, cuda_graph=cfg.cuda_graph)
-                                      for b in (1, cfg.batch) if b <= runner.max_batch]
-        print(f"validate {entry.name}: top-1 {acc['top1']:.4f}  p50 {latency['p50']:.3f} ms  {throughput:,.0f} img/s @{cfg.batch}", flush=True)
-    art.info["results"] = rows
-    art.info["threads"] = threads
+        rows.append(
+            {
+                "artifact": entry.name,
+                "role": entry.role.value,
+                "source": entry.source.value if entry.source else None,
+                "format": entry.format,
+                "precision": entry.precision,
+                "backend": runner.backend,
+                "file": entry.path.name,
+                "params": entry.params,
+                "macs": entry.macs,
+                "size_mb": round(size_mb(entry.path), 3),
+                "top1": round(acc["top1"], 4),
+                "top5": round(acc["top5"], 4),
+                "latency_ms": latency,
+                "latency_runs": len(lat),
+                "throughput_ips": throughput,
+            }
+        )
+        if isinstance(runner, GpuModel):  # a GPU row: trtexec-style figures at batch 1 and the throughput batch
+            rows[-1]["gpu_timing"] = [
+                runner.profile(b, warmup_s=cfg.warmup_s, min_s=cfg.min_seconds, cuda_graph=cfg.cuda_graph)
+                for b in (1, cfg.batch)
+                if b <= runner.max_batch
+            ]
+        print(
+            f"validate {entry.name}: top-1 {acc['top1']:.4f}  p50 {latency['p50']:.3f} ms  {throughput:,.0f} img/s "
+            f"@{cfg.batch}",
+            flush=True,
+        )
+    art.info.results = rows
+    art.info.threads = threads
     return {"threads": threads, "val_images": n, "batch": cfg.batch, "rounds": cfg.rounds}
+
+
+STAGE = register(Stage(name="validate", section="validate", config=Config, run=run, consumes=tuple(Role)))

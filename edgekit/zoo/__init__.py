@@ -1,11 +1,26 @@
 """The model zoo: `create_model(name, ...)` and `list_models(pattern)`; one family per module."""
+
 from __future__ import annotations
 
 from torch import nn
 
 from edgekit.zoo import (  # noqa: F401  (registration side effects: one family per module)
-    alexnet, densenet, efficientnet, ghostnet, googlenet, lenet, mnasnet, mobilenetv1, mobilenetv2, mobilenetv3,
-    resnet, senet, shufflenet, squeezenet, vgg, xception,
+    alexnet,
+    densenet,
+    efficientnet,
+    ghostnet,
+    googlenet,
+    lenet,
+    mnasnet,
+    mobilenetv1,
+    mobilenetv2,
+    mobilenetv3,
+    resnet,
+    senet,
+    shufflenet,
+    squeezenet,
+    vgg,
+    xception,
 )
 from edgekit.zoo.external import create_external, is_external
 from edgekit.zoo.registry import MODELS, ModelSpec

@@ -15,6 +15,7 @@
   110-55-26-13-13-13-6 maps. 62,357,608 parameters, counted from Figure 3 (the authors published no code);
   osmr/imgclsmob's (pytorchcv) `zfnet` has the same count.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,12 +26,40 @@ from edgekit.zoo.registry import register_model
 
 # A conv row is (out_channels, kernel, stride, padding, groups) and is followed by its own ReLU;
 # "M" is a 3x3/2 max-pool, "N" a local response normalization.
-_TORCHVISION = [(64, 11, 4, 2, 1), "M", (192, 5, 1, 2, 1), "M",
-                (384, 3, 1, 1, 1), (256, 3, 1, 1, 1), (256, 3, 1, 1, 1), "M"]
-_CAFFE_BVLC = [(96, 11, 4, 0, 1), "N", "M", (256, 5, 1, 2, 2), "N", "M",
-               (384, 3, 1, 1, 1), (384, 3, 1, 1, 2), (256, 3, 1, 1, 2), "M"]
-_ZFNET = [(96, 7, 2, 1, 1), "M", "N", (256, 5, 2, 0, 1), "M", "N",
-          (384, 3, 1, 1, 1), (384, 3, 1, 1, 1), (256, 3, 1, 1, 1), "M"]
+_TORCHVISION = [
+    (64, 11, 4, 2, 1),
+    "M",
+    (192, 5, 1, 2, 1),
+    "M",
+    (384, 3, 1, 1, 1),
+    (256, 3, 1, 1, 1),
+    (256, 3, 1, 1, 1),
+    "M",
+]
+_CAFFE_BVLC = [
+    (96, 11, 4, 0, 1),
+    "N",
+    "M",
+    (256, 5, 1, 2, 2),
+    "N",
+    "M",
+    (384, 3, 1, 1, 1),
+    (384, 3, 1, 1, 2),
+    (256, 3, 1, 1, 2),
+    "M",
+]
+_ZFNET = [
+    (96, 7, 2, 1, 1),
+    "M",
+    "N",
+    (256, 5, 2, 0, 1),
+    "M",
+    "N",
+    (384, 3, 1, 1, 1),
+    (384, 3, 1, 1, 1),
+    (256, 3, 1, 1, 1),
+    "M",
+]
 
 
 def _lrn() -> nn.LocalResponseNorm:
@@ -55,9 +84,17 @@ class AlexNet(ClassifierMixin, nn.Module):
 
     classifier_path = "classifier.6"
 
-    def __init__(self, layers=_TORCHVISION, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-                 width_mult: float = 1.0, dropout: float = 0.5, ceil_pool: bool = False,
-                 drop_stem_pool_on_small_input: bool = False):
+    def __init__(
+        self,
+        layers=_TORCHVISION,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        small_input: bool = False,
+        width_mult: float = 1.0,
+        dropout: float = 0.5,
+        ceil_pool: bool = False,
+        drop_stem_pool_on_small_input: bool = False,
+    ):
         super().__init__()
         self.num_classes = num_classes
         modules: list[nn.Module] = []
@@ -82,8 +119,12 @@ class AlexNet(ClassifierMixin, nn.Module):
         hidden = make_divisible(4096 * width_mult, 8)
         self.num_features = hidden
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(in_ch * pool * pool, hidden), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(in_ch * pool * pool, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
             nn.Linear(hidden, num_classes),
         )
 
@@ -110,7 +151,8 @@ def alexnet_lrn(**kwargs) -> AlexNet:
     return AlexNet(_CAFFE_BVLC, **kwargs)
 
 
-@register_model("zfnet", family="alexnet",
-                paper="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014")
+@register_model(
+    "zfnet", family="alexnet", paper="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014"
+)
 def zfnet(**kwargs) -> AlexNet:
     return AlexNet(_ZFNET, ceil_pool=True, drop_stem_pool_on_small_input=True, **kwargs)

@@ -5,6 +5,7 @@ features.transitionN, features.norm5, classifier). torchvision's published .pth 
 key names (`denselayer1.norm.1.weight`); torchvision renames them when loading, and so must a caller here:
 `{densenet_tv_key_map(k): v for k, v in state.items()}` before `load_state_dict`.
 """
+
 from __future__ import annotations
 
 import re
@@ -81,19 +82,32 @@ class DenseNet(ClassifierMixin, nn.Module):
 
     classifier_path = "classifier"
 
-    def __init__(self, growth_rate: int = 32, block_config=(6, 12, 24, 16), num_init_features: int = 64,
-                 bn_size: int = 4, drop_rate: float = 0.0, num_classes: int = 1000, in_chans: int = 3,
-                 small_input: bool = False, width_mult: float = 1.0):
+    def __init__(
+        self,
+        growth_rate: int = 32,
+        block_config=(6, 12, 24, 16),
+        num_init_features: int = 64,
+        bn_size: int = 4,
+        drop_rate: float = 0.0,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        small_input: bool = False,
+        width_mult: float = 1.0,
+    ):
         super().__init__()
         self.num_classes = num_classes
         growth_rate = make_divisible(growth_rate * width_mult, 8)
         num_ch = make_divisible(num_init_features * width_mult, 8)
-        self.features = nn.Sequential(OrderedDict([
-            ("conv0", nn.Conv2d(in_chans, num_ch, 7, 1 if small_input else 2, 3, bias=False)),
-            ("norm0", nn.BatchNorm2d(num_ch)),
-            ("relu0", nn.ReLU(inplace=True)),
-            ("pool0", nn.Identity() if small_input else nn.MaxPool2d(3, 2, 1)),
-        ]))
+        self.features = nn.Sequential(
+            OrderedDict(
+                [
+                    ("conv0", nn.Conv2d(in_chans, num_ch, 7, 1 if small_input else 2, 3, bias=False)),
+                    ("norm0", nn.BatchNorm2d(num_ch)),
+                    ("relu0", nn.ReLU(inplace=True)),
+                    ("pool0", nn.Identity() if small_input else nn.MaxPool2d(3, 2, 1)),
+                ]
+            )
+        )
         for i, num_layers in enumerate(block_config):
             block = DenseBlock(num_layers, num_ch, growth_rate, bn_size, drop_rate)
             self.features.add_module(f"denseblock{i + 1}", block)

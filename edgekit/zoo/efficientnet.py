@@ -8,6 +8,7 @@ Fused-MBConv for V2), so its state_dict files load as is.
 Pruning needs no help: torch-pruning couples the SE gate's expand conv (fc2) to the depthwise channels
 through the elementwise multiply, and residual adds tie each stage's blocks together.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,13 +22,21 @@ from edgekit.zoo.registry import register_model
 
 # (block, expand_ratio, kernel, stride, in, out, layers) per stage: paper Table 1 / EfficientNetV2 Table 4.
 _B_STAGES = [
-    ("mb", 1, 3, 1, 32, 16, 1), ("mb", 6, 3, 2, 16, 24, 2), ("mb", 6, 5, 2, 24, 40, 2),
-    ("mb", 6, 3, 2, 40, 80, 3), ("mb", 6, 5, 1, 80, 112, 3), ("mb", 6, 5, 2, 112, 192, 4),
+    ("mb", 1, 3, 1, 32, 16, 1),
+    ("mb", 6, 3, 2, 16, 24, 2),
+    ("mb", 6, 5, 2, 24, 40, 2),
+    ("mb", 6, 3, 2, 40, 80, 3),
+    ("mb", 6, 5, 1, 80, 112, 3),
+    ("mb", 6, 5, 2, 112, 192, 4),
     ("mb", 6, 3, 1, 192, 320, 1),
 ]
 _V2_S_STAGES = [
-    ("fused", 1, 3, 1, 24, 24, 2), ("fused", 4, 3, 2, 24, 48, 4), ("fused", 4, 3, 2, 48, 64, 4),
-    ("mb", 4, 3, 2, 64, 128, 6), ("mb", 6, 3, 1, 128, 160, 9), ("mb", 6, 3, 2, 160, 256, 15),
+    ("fused", 1, 3, 1, 24, 24, 2),
+    ("fused", 4, 3, 2, 24, 48, 4),
+    ("fused", 4, 3, 2, 48, 64, 4),
+    ("mb", 4, 3, 2, 64, 128, 6),
+    ("mb", 6, 3, 1, 128, 160, 9),
+    ("mb", 6, 3, 2, 160, 256, 15),
 ]
 
 
@@ -49,7 +58,9 @@ class StochasticDepth(nn.Module):
 class MBConv(nn.Module):
     """1x1 expand -> depthwise kxk -> SE (squeeze = block input // 4) -> 1x1 project, SiLU throughout."""
 
-    def __init__(self, in_ch: int, out_ch: int, expand_ratio: float, kernel: int, stride: int, sd_prob: float, bn_eps: float):
+    def __init__(
+        self, in_ch: int, out_ch: int, expand_ratio: float, kernel: int, stride: int, sd_prob: float, bn_eps: float
+    ):
         super().__init__()
         self.use_res_connect = stride == 1 and in_ch == out_ch
         expanded = make_divisible(in_ch * expand_ratio, 8)
@@ -73,13 +84,17 @@ class MBConv(nn.Module):
 class FusedMBConv(nn.Module):
     """EfficientNetV2's Fused-MBConv: a full kxk conv replaces expand + depthwise; no SE."""
 
-    def __init__(self, in_ch: int, out_ch: int, expand_ratio: float, kernel: int, stride: int, sd_prob: float, bn_eps: float):
+    def __init__(
+        self, in_ch: int, out_ch: int, expand_ratio: float, kernel: int, stride: int, sd_prob: float, bn_eps: float
+    ):
         super().__init__()
         self.use_res_connect = stride == 1 and in_ch == out_ch
         expanded = make_divisible(in_ch * expand_ratio, 8)
         if expanded != in_ch:
-            layers = [ConvBnAct(in_ch, expanded, kernel, stride, act=nn.SiLU, bn_eps=bn_eps),
-                      ConvBnAct(expanded, out_ch, 1, act=None, bn_eps=bn_eps)]
+            layers = [
+                ConvBnAct(in_ch, expanded, kernel, stride, act=nn.SiLU, bn_eps=bn_eps),
+                ConvBnAct(expanded, out_ch, 1, act=None, bn_eps=bn_eps),
+            ]
         else:
             layers = [ConvBnAct(in_ch, out_ch, kernel, stride, act=nn.SiLU, bn_eps=bn_eps)]
         self.block = nn.Sequential(*layers)
@@ -100,22 +115,39 @@ class EfficientNet(ClassifierMixin, nn.Module):
 
     classifier_path = "classifier.1"
 
-    def __init__(self, stages, width: float = 1.0, depth: float = 1.0, last_channel: int | None = None,
-                 dropout: float = 0.2, bn_eps: float = 1e-5, num_classes: int = 1000, in_chans: int = 3,
-                 small_input: bool = False, width_mult: float = 1.0, stochastic_depth_prob: float = 0.2):
+    def __init__(
+        self,
+        stages,
+        width: float = 1.0,
+        depth: float = 1.0,
+        last_channel: int | None = None,
+        dropout: float = 0.2,
+        bn_eps: float = 1e-5,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        small_input: bool = False,
+        width_mult: float = 1.0,
+        stochastic_depth_prob: float = 0.2,
+    ):
         super().__init__()
         self.num_classes = num_classes
         width *= width_mult
-        rows = [(kind, e, k, s, make_divisible(i * width, 8), make_divisible(o * width, 8), math.ceil(n * depth))
-                for kind, e, k, s, i, o, n in stages]
+        rows = [
+            (kind, e, k, s, make_divisible(i * width, 8), make_divisible(o * width, 8), math.ceil(n * depth))
+            for kind, e, k, s, i, o, n in stages
+        ]
         total, block_id = sum(r[-1] for r in rows), 0
-        layers: list[nn.Module] = [ConvBnAct(in_chans, rows[0][4], 3, 1 if small_input else 2, act=nn.SiLU, bn_eps=bn_eps)]
+        layers: list[nn.Module] = [
+            ConvBnAct(in_chans, rows[0][4], 3, 1 if small_input else 2, act=nn.SiLU, bn_eps=bn_eps)
+        ]
         for kind, expand, kernel, stride, in_ch, out_ch, n in rows:
             block = MBConv if kind == "mb" else FusedMBConv
             stage = []
             for i in range(n):
                 sd_prob = stochastic_depth_prob * block_id / total
-                stage.append(block(in_ch if i == 0 else out_ch, out_ch, expand, kernel, stride if i == 0 else 1, sd_prob, bn_eps))
+                stage.append(
+                    block(in_ch if i == 0 else out_ch, out_ch, expand, kernel, stride if i == 0 else 1, sd_prob, bn_eps)
+                )
                 block_id += 1
             layers.append(nn.Sequential(*stage))
         last_in = rows[-1][5]
@@ -125,7 +157,10 @@ class EfficientNet(ClassifierMixin, nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.num_features = last_out
         self.classifier = nn.Sequential(nn.Dropout(p=dropout, inplace=True), nn.Linear(last_out, num_classes))
-        init_weights(self, linear=lambda m: nn.init.uniform_(m.weight, -1 / math.sqrt(m.out_features), 1 / math.sqrt(m.out_features)))  # torchvision's initialization
+        init_weights(
+            self,
+            linear=lambda m: nn.init.uniform_(m.weight, -1 / math.sqrt(m.out_features), 1 / math.sqrt(m.out_features)),
+        )  # torchvision's initialization
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -160,7 +195,12 @@ def efficientnet_b3(**kwargs) -> EfficientNet:
     return EfficientNet(_B_STAGES, 1.2, 1.4, **{"dropout": 0.3, **kwargs})
 
 
-@register_model("efficientnet_v2_s", family="efficientnet_v2", paper=_V2_PAPER, input_size=(3, 384, 384),
-                aliases=("efficientnet_v2",))
+@register_model(
+    "efficientnet_v2_s",
+    family="efficientnet_v2",
+    paper=_V2_PAPER,
+    input_size=(3, 384, 384),
+    aliases=("efficientnet_v2",),
+)
 def efficientnet_v2_s(**kwargs) -> EfficientNet:
     return EfficientNet(_V2_S_STAGES, last_channel=1280, bn_eps=1e-3, **{"dropout": 0.2, **kwargs})

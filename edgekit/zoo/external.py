@@ -4,6 +4,7 @@ They are wrapped in the zoo contract so every stage treats them like zoo models:
 (timm: `get_classifier()`) is the classifier that pruning keeps. Neither library is a dependency; with
 it missing, the name fails with a one-line error saying what to install. No weights are downloaded.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -25,7 +26,9 @@ def _import(lib: str, name: str):
     try:
         return importlib.import_module(lib)
     except ImportError:
-        raise EdgekitError(f"{name} needs {lib}, which is not installed: pip install {lib} (or pick a zoo model: `edgekit models`)") from None
+        raise EdgekitError(
+            f"{name} needs {lib}, which is not installed: pip install {lib} (or pick a zoo model: `edgekit models`)"
+        ) from None
 
 
 def _last_linear(net: nn.Module) -> str:
@@ -35,14 +38,32 @@ def _last_linear(net: nn.Module) -> str:
     return names[-1]
 
 
+def _pair(size: tuple[int, ...]) -> tuple[int, int]:
+    """A Conv2d's kernel_size/stride/padding/dilation: stored as 2-tuples, annotated tuple[int, ...]."""
+    h, w = size
+    return h, w
+
+
 def _adapt_in_chans(net: nn.Module, in_chans: int) -> None:
     """torchvision builds 3-channel stems only: swap the first conv for one with `in_chans` inputs."""
     for parent in net.modules():
         for child_name, child in parent.named_children():
             if isinstance(child, nn.Conv2d):
                 if child.in_channels != in_chans:
-                    setattr(parent, child_name, nn.Conv2d(in_chans, child.out_channels, child.kernel_size, child.stride,
-                                                          child.padding, child.dilation, child.groups, child.bias is not None))
+                    setattr(
+                        parent,
+                        child_name,
+                        nn.Conv2d(
+                            in_chans,
+                            child.out_channels,
+                            _pair(child.kernel_size),
+                            _pair(child.stride),
+                            child.padding if isinstance(child.padding, str) else _pair(child.padding),
+                            _pair(child.dilation),
+                            child.groups,
+                            child.bias is not None,
+                        ),
+                    )
                 return
 
 
@@ -59,17 +80,21 @@ class ExternalModel(ClassifierMixin, nn.Module):
         return self.net(x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        if hasattr(self.net, "forward_features"):  # timm models have it
-            return self.net.forward_features(x)
+        forward_features = getattr(self.net, "forward_features", None)  # timm models have it
+        if forward_features is not None:
+            return forward_features(x)
         raise EdgekitError(f"{self.source} has no forward_features: feature distillation needs a zoo or timm model")
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        if hasattr(self.net, "forward_head"):
-            return self.net.forward_head(x, pre_logits=pre_logits)
+        forward_head = getattr(self.net, "forward_head", None)
+        if forward_head is not None:
+            return forward_head(x, pre_logits=pre_logits)
         raise EdgekitError(f"{self.source} has no forward_head: use a zoo or timm model")
 
 
-def create_external(name: str, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, **kwargs) -> ExternalModel:
+def create_external(
+    name: str, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, **kwargs
+) -> ExternalModel:
     lib, _, arch = name.partition(":")
     module = _import(lib, name)
     if small_input:
@@ -81,5 +106,7 @@ def create_external(name: str, num_classes: int = 1000, in_chans: int = 3, small
             net = module.models.get_model(arch, weights=None, num_classes=num_classes, **kwargs)
             _adapt_in_chans(net, in_chans)
     except (KeyError, ValueError, RuntimeError) as exc:
-        raise EdgekitError(f"{lib} cannot build {arch!r} ({str(exc).splitlines()[0][:120]}): check the name in {lib}'s model list") from None
+        raise EdgekitError(
+            f"{lib} cannot build {arch!r} ({str(exc).splitlines()[0][:120]}): check the name in {lib}'s model list"
+        ) from None
     return ExternalModel(net, name, num_classes)

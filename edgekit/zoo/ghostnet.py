@@ -6,6 +6,7 @@ then global_pool, conv_head (1x1 conv with bias after pooling), classifier. Para
 5,182,508, what the official code builds (timm's ghostnet_100 builds the same layers; the paper rounds
 to 5.2M).
 """
+
 from __future__ import annotations
 
 import math
@@ -18,7 +19,7 @@ from edgekit.zoo.registry import register_model
 
 # Stages of (kernel, expanded, out, se_ratio, stride) bottlenecks, Table 1 of the paper; the official
 # code groups them into these nine stages (the grouping fixes the blocks.S.B parameter names).
-_STAGES = [
+_STAGES: list[list[tuple[int, int, int, float, int]]] = [
     [(3, 16, 16, 0, 1)],
     [(3, 48, 24, 0, 2)],
     [(3, 72, 24, 0, 1)],
@@ -79,14 +80,16 @@ class GhostBottleneck(nn.Module):
         super().__init__()
         self.ghost1 = GhostModule(in_ch, mid_ch, relu=True)
         if stride > 1:
-            self.conv_dw = nn.Conv2d(mid_ch, mid_ch, kernel, stride, (kernel - 1) // 2, groups=mid_ch, bias=False)
-            self.bn_dw = nn.BatchNorm2d(mid_ch)
+            self.conv_dw: nn.Module = nn.Conv2d(
+                mid_ch, mid_ch, kernel, stride, (kernel - 1) // 2, groups=mid_ch, bias=False
+            )
+            self.bn_dw: nn.Module = nn.BatchNorm2d(mid_ch)
         else:
             self.conv_dw, self.bn_dw = nn.Identity(), nn.Identity()
         self.se = SqueezeExcite(mid_ch, se_ratio) if se_ratio > 0 else nn.Identity()
         self.ghost2 = GhostModule(mid_ch, out_ch, relu=False)
         if in_ch == out_ch and stride == 1:
-            self.shortcut = nn.Identity()
+            self.shortcut: nn.Module = nn.Identity()
         else:
             self.shortcut = nn.Sequential(
                 nn.Conv2d(in_ch, in_ch, kernel, stride, (kernel - 1) // 2, groups=in_ch, bias=False),
@@ -123,8 +126,14 @@ class GhostNet(ClassifierMixin, nn.Module):
 
     classifier_path = "classifier"
 
-    def __init__(self, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-                 width_mult: float = 1.0, dropout: float = 0.2):
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        small_input: bool = False,
+        width_mult: float = 1.0,
+        dropout: float = 0.2,
+    ):
         super().__init__()
         self.num_classes = num_classes
         in_ch = make_divisible(16 * width_mult, 4)

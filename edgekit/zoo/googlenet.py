@@ -11,6 +11,7 @@ BN-Inception follows the layout and parameter count of Cadene's pretrained-model
 (conv biases before every BN included); module names follow the GoogLeNet ones here, not Cadene's flat names,
 and BN momentum is PyTorch's 0.1 (Cadene's 0.9 is a leftover of the Caffe conversion).
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -26,8 +27,16 @@ class BasicConv2d(nn.Module):
     """Conv + BatchNorm + ReLU with torchvision's GoogLeNet names (conv, bn). GoogLeNet: no conv bias, BN eps
     1e-3; BN-Inception (converted from Caffe): conv bias kept, BN eps 1e-5."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, padding: int = 0,
-                 bias: bool = False, bn_eps: float = 1e-3):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel: int,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = False,
+        bn_eps: float = 1e-3,
+    ):
         super().__init__()
         self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, padding, bias=bias)
         self.bn = nn.BatchNorm2d(out_ch, eps=bn_eps)
@@ -71,14 +80,19 @@ class InceptionAux(nn.Module):
 
 # (1x1, 3x3 reduce, 3x3, "5x5" reduce, "5x5", pool proj) per module, GoogLeNet paper Table 1.
 _GOOGLENET = {
-    "3a": (64, 96, 128, 16, 32, 32), "3b": (128, 128, 192, 32, 96, 64),
-    "4a": (192, 96, 208, 16, 48, 64), "4b": (160, 112, 224, 24, 64, 64), "4c": (128, 128, 256, 24, 64, 64),
-    "4d": (112, 144, 288, 32, 64, 64), "4e": (256, 160, 320, 32, 128, 128),
-    "5a": (256, 160, 320, 32, 128, 128), "5b": (384, 192, 384, 48, 128, 128),
+    "3a": (64, 96, 128, 16, 32, 32),
+    "3b": (128, 128, 192, 32, 96, 64),
+    "4a": (192, 96, 208, 16, 48, 64),
+    "4b": (160, 112, 224, 24, 64, 64),
+    "4c": (128, 128, 256, 24, 64, 64),
+    "4d": (112, 144, 288, 32, 64, 64),
+    "4e": (256, 160, 320, 32, 128, 128),
+    "5a": (256, 160, 320, 32, 128, 128),
+    "5b": (384, 192, 384, 48, 128, 128),
 }
 
 
-def _trace_with_aux(model: nn.Module, x: torch.Tensor):
+def _trace_with_aux(model: GoogLeNet, x: torch.Tensor):
     return model.forward_with_aux(x)
 
 
@@ -94,9 +108,26 @@ class GoogLeNet(ClassifierMixin, nn.Module):
     """
 
     classifier_path = "fc"
+    inception3a: Inception  # set in __init__ by name, from _GOOGLENET
+    inception3b: Inception
+    inception4a: Inception
+    inception4b: Inception
+    inception4c: Inception
+    inception4d: Inception
+    inception4e: Inception
+    inception5a: Inception
+    inception5b: Inception
 
-    def __init__(self, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, width_mult: float = 1.0,
-                 aux_logits: bool = False, dropout: float = 0.2, dropout_aux: float = 0.7):
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        small_input: bool = False,
+        width_mult: float = 1.0,
+        aux_logits: bool = False,
+        dropout: float = 0.2,
+        dropout_aux: float = 0.7,
+    ):
         super().__init__()
         self.num_classes = num_classes
         ch = partial(_scaled, width_mult=width_mult)
@@ -116,11 +147,11 @@ class GoogLeNet(ClassifierMixin, nn.Module):
                 self.maxpool4 = nn.MaxPool2d(2, 2, ceil_mode=True)
         if aux_logits:  # registered here, after inception5b, like torchvision (keeps state_dict order)
             aux = partial(InceptionAux, num_classes=num_classes, width=ch(128), hidden=ch(1024), dropout=dropout_aux)
-            self.aux1 = aux(self.inception4a.out_channels)
-            self.aux2 = aux(self.inception4d.out_channels)
+            self.aux1: InceptionAux | None = aux(self.inception4a.out_channels)
+            self.aux2: InceptionAux | None = aux(self.inception4d.out_channels)
         else:
             self.aux1 = self.aux2 = None
-        self.aux_outputs = None
+        self.aux_outputs: tuple[torch.Tensor, torch.Tensor] | None = None
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.num_features = in_ch
@@ -136,9 +167,9 @@ class GoogLeNet(ClassifierMixin, nn.Module):
         x = self.maxpool2(self.conv3(self.conv2(self.maxpool1(self.conv1(x)))))
         x = self.maxpool3(self.inception3b(self.inception3a(x)))
         x = self.inception4a(x)
-        aux1 = self.aux1(x) if with_aux else None
+        aux1 = self.aux1(x) if with_aux and self.aux1 is not None else None
         x = self.inception4d(self.inception4c(self.inception4b(x)))
-        aux2 = self.aux2(x) if with_aux else None
+        aux2 = self.aux2(x) if with_aux and self.aux2 is not None else None
         x = self.maxpool4(self.inception4e(x))
         return self.inception5b(self.inception5a(x)), aux2, aux1
 
@@ -190,14 +221,26 @@ class BNInceptionBlock(nn.Module):
     """BN-Inception module: 1x1 | 1x1-3x3 | 1x1-3x3-3x3 (the 5x5 replaced by two 3x3) | pool-1x1 proj.
     Stride-2 modules (3c, 4e) have no 1x1 branch; their max-pool branch passes channels through."""
 
-    def __init__(self, in_ch: int, ch1x1: int, ch3x3red: int, ch3x3: int, chd3x3red: int, chd3x3: int,
-                 pool: str, pool_proj: int, stride: int = 1, pad_pool: bool = False):
+    def __init__(
+        self,
+        in_ch: int,
+        ch1x1: int,
+        ch3x3red: int,
+        ch3x3: int,
+        chd3x3red: int,
+        chd3x3: int,
+        pool: str,
+        pool_proj: int,
+        stride: int = 1,
+        pad_pool: bool = False,
+    ):
         super().__init__()
         conv = partial(BasicConv2d, bias=True, bn_eps=1e-5)
         self.branch1 = conv(in_ch, ch1x1, 1) if stride == 1 else None
         self.branch2 = nn.Sequential(conv(in_ch, ch3x3red, 1), conv(ch3x3red, ch3x3, 3, stride, 1))
-        self.branch3 = nn.Sequential(conv(in_ch, chd3x3red, 1), conv(chd3x3red, chd3x3, 3, 1, 1),
-                                     conv(chd3x3, chd3x3, 3, stride, 1))
+        self.branch3 = nn.Sequential(
+            conv(in_ch, chd3x3red, 1), conv(chd3x3red, chd3x3, 3, 1, 1), conv(chd3x3, chd3x3, 3, stride, 1)
+        )
         if stride == 1:
             pooling = nn.AvgPool2d(3, 1, 1, ceil_mode=True) if pool == "avg" else nn.MaxPool2d(3, 1, 1, ceil_mode=True)
             self.branch4 = nn.Sequential(pooling, conv(in_ch, pool_proj, 1))
@@ -216,12 +259,16 @@ class BNInceptionBlock(nn.Module):
 
 # (1x1, 3x3 reduce, 3x3, double 3x3 reduce, double 3x3, pool, pool proj, stride): BN paper Figure 5.
 _BN_INCEPTION = {
-    "3a": (64, 64, 64, 64, 96, "avg", 32, 1), "3b": (64, 64, 96, 64, 96, "avg", 64, 1),
+    "3a": (64, 64, 64, 64, 96, "avg", 32, 1),
+    "3b": (64, 64, 96, 64, 96, "avg", 64, 1),
     "3c": (0, 128, 160, 64, 96, "max", 0, 2),
-    "4a": (224, 64, 96, 96, 128, "avg", 128, 1), "4b": (192, 96, 128, 96, 128, "avg", 128, 1),
-    "4c": (160, 128, 160, 128, 160, "avg", 128, 1), "4d": (96, 128, 192, 160, 192, "avg", 128, 1),
+    "4a": (224, 64, 96, 96, 128, "avg", 128, 1),
+    "4b": (192, 96, 128, 96, 128, "avg", 128, 1),
+    "4c": (160, 128, 160, 128, 160, "avg", 128, 1),
+    "4d": (96, 128, 192, 160, 192, "avg", 128, 1),
     "4e": (0, 128, 192, 192, 256, "max", 0, 2),
-    "5a": (352, 192, 320, 160, 224, "avg", 128, 1), "5b": (352, 192, 320, 192, 224, "max", 128, 1),
+    "5a": (352, 192, 320, 160, 224, "avg", 128, 1),
+    "5b": (352, 192, 320, 192, 224, "max", 128, 1),
 }
 
 
@@ -250,8 +297,9 @@ class BNInception(ClassifierMixin, nn.Module):
         self.maxpool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
         in_ch = ch(192)
         for name, (c1, c3r, c3, cdr, cd, pool, proj, stride) in _BN_INCEPTION.items():
-            block = BNInceptionBlock(in_ch, ch(c1), ch(c3r), ch(c3), ch(cdr), ch(cd), pool, ch(proj), stride,
-                                     pad_pool=small_input)
+            block = BNInceptionBlock(
+                in_ch, ch(c1), ch(c3r), ch(c3), ch(cdr), ch(cd), pool, ch(proj), stride, pad_pool=small_input
+            )
             setattr(self, f"inception{name}", block)
             in_ch = block.out_channels
         self.avgpool = nn.AdaptiveAvgPool2d(1)

@@ -1,7 +1,8 @@
 """Shared building blocks. Every call site in a forward gets its own module (graph tools need that)."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -20,7 +21,7 @@ def normal_linear(m: nn.Linear) -> None:
     nn.init.normal_(m.weight, 0, 0.01)
 
 
-def init_weights(model: nn.Module, linear: Callable[[nn.Linear], None] | None = normal_linear) -> None:
+def init_weights(model: nn.Module, linear: Callable[[nn.Linear], object] | None = normal_linear) -> None:
     """torchvision's initialization for conv nets: Kaiming-normal (fan_out, ReLU gain) convolutions with
     zero bias, unit/zero batch norms, and Linear weights from `linear` (normal(0, 0.01) unless a family
     passes its own; None keeps PyTorch's default Linear init, as torchvision's ResNet does) with zero bias."""
@@ -54,7 +55,16 @@ class ConvBnAct(nn.Sequential):
         dilation: int = 1,
     ):
         layers: list[nn.Module] = [
-            nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2 * dilation, dilation=dilation, groups=groups, bias=False),
+            nn.Conv2d(
+                in_ch,
+                out_ch,
+                kernel,
+                stride,
+                (kernel - 1) // 2 * dilation,
+                dilation=dilation,
+                groups=groups,
+                bias=False,
+            ),
             nn.BatchNorm2d(out_ch, eps=bn_eps, momentum=bn_momentum),
         ]
         if act is not None:

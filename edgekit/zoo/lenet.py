@@ -3,6 +3,7 @@
 C1-S2-C3-S4-C5-F6-output with tanh and average pooling as in the paper (full C3 connectivity, the
 common simplification). Expects 32x32; `small_input=True` pads C1 by 2 so 28x28 images (MNIST) fit.
 """
+
 from __future__ import annotations
 
 import torch
@@ -48,6 +49,13 @@ class LeNet5(ClassifierMixin, nn.Module):
         return x if pre_logits else self.fc2(x)
 
 
-@register_model("lenet5", family="lenet", paper="LeCun et al., Proc. IEEE 1998", input_size=(1, 32, 32), num_classes=10, aliases=("lenet",))
+@register_model(
+    "lenet5",
+    family="lenet",
+    paper="LeCun et al., Proc. IEEE 1998",
+    input_size=(1, 32, 32),
+    num_classes=10,
+    aliases=("lenet",),
+)
 def lenet5(**kwargs) -> LeNet5:
     return LeNet5(**kwargs)

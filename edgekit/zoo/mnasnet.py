@@ -3,6 +3,7 @@
 Layout and parameter names follow torchvision's implementation (version 2: the stem scales with the
 depth multiplier; layers.N, classifier Dropout + Linear), so its state_dict files load as is.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,9 +32,14 @@ class _InvertedResidual(nn.Module):
         mid = in_ch * expansion
         self.apply_residual = in_ch == out_ch and stride == 1
         self.layers = nn.Sequential(
-            nn.Conv2d(in_ch, mid, 1, bias=False), _bn(mid), nn.ReLU(inplace=True),
-            nn.Conv2d(mid, mid, kernel, stride, kernel // 2, groups=mid, bias=False), _bn(mid), nn.ReLU(inplace=True),
-            nn.Conv2d(mid, out_ch, 1, bias=False), _bn(out_ch),
+            nn.Conv2d(in_ch, mid, 1, bias=False),
+            _bn(mid),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, mid, kernel, stride, kernel // 2, groups=mid, bias=False),
+            _bn(mid),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, out_ch, 1, bias=False),
+            _bn(out_ch),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -55,18 +61,29 @@ class MNASNet(DropoutLinearHead, ClassifierMixin, nn.Module):
     `small_input=True` (28-64 px images) runs the stem at stride 1, so the network downsamples 16x
     instead of 32x (a 28x28 image ends on a 2x2 map). Parameter count is unchanged."""
 
-
-    def __init__(self, alpha: float = 1.0, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-                 width_mult: float = 1.0, dropout: float = 0.2):
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        small_input: bool = False,
+        width_mult: float = 1.0,
+        dropout: float = 0.2,
+    ):
         super().__init__()
         self.num_classes = num_classes
         d = [make_divisible(depth * alpha * width_mult, 8) for depth in _DEPTHS]
         last = make_divisible(1280 * width_mult, 8)
         layers: list[nn.Module] = [
-            nn.Conv2d(in_chans, d[0], 3, 1 if small_input else 2, 1, bias=False), _bn(d[0]), nn.ReLU(inplace=True),
+            nn.Conv2d(in_chans, d[0], 3, 1 if small_input else 2, 1, bias=False),
+            _bn(d[0]),
+            nn.ReLU(inplace=True),
             # depthwise separable conv, no skip
-            nn.Conv2d(d[0], d[0], 3, 1, 1, groups=d[0], bias=False), _bn(d[0]), nn.ReLU(inplace=True),
-            nn.Conv2d(d[0], d[1], 1, bias=False), _bn(d[1]),
+            nn.Conv2d(d[0], d[0], 3, 1, 1, groups=d[0], bias=False),
+            _bn(d[0]),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(d[0], d[1], 1, bias=False),
+            _bn(d[1]),
         ]
         for i, (kernel, stride, expansion, repeats) in enumerate(_STACKS):
             layers.append(_stack(d[i + 1], d[i + 2], kernel, stride, expansion, repeats))
@@ -75,7 +92,9 @@ class MNASNet(DropoutLinearHead, ClassifierMixin, nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.num_features = last
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(last, num_classes))
-        init_weights(self, linear=lambda m: nn.init.kaiming_uniform_(m.weight, mode="fan_out", nonlinearity="sigmoid"))  # torchvision's initialization
+        init_weights(
+            self, linear=lambda m: nn.init.kaiming_uniform_(m.weight, mode="fan_out", nonlinearity="sigmoid")
+        )  # torchvision's initialization
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)

@@ -9,6 +9,7 @@ Convolutions have no bias. The parameter count matches the Keras Applications `M
 is kept; its 1x1-conv classifier is an nn.Linear here (same parameters). torchvision has no MobileNetV1,
 so module names are this file's own.
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,8 +20,19 @@ from edgekit.zoo.registry import register_model
 
 # (out_channels, stride) of the 13 depthwise separable blocks, Table 1 of the paper.
 _BLOCKS = [
-    (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
-    (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1),
+    (64, 1),
+    (128, 2),
+    (128, 1),
+    (256, 2),
+    (256, 1),
+    (512, 2),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (1024, 2),
+    (1024, 1),
 ]
 
 
@@ -45,9 +57,15 @@ class MobileNetV1(DropoutLinearHead, ClassifierMixin, nn.Module):
     `small_input=True` (28-64 px images) runs the stem at stride 1, so the network downsamples 16x
     instead of 32x (a 28x28 image ends on a 2x2 map). Parameter count is unchanged."""
 
-
-    def __init__(self, alpha: float = 1.0, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-                 width_mult: float = 1.0, dropout: float = 0.001):
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        small_input: bool = False,
+        width_mult: float = 1.0,
+        dropout: float = 0.001,
+    ):
         super().__init__()
         self.num_classes = num_classes
 

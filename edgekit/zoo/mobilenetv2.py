@@ -3,6 +3,7 @@
 Layout and parameter names follow torchvision's implementation (features.N, InvertedResidual `conv`,
 classifier Dropout + Linear), so its state_dict files load as is.
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,7 +21,7 @@ class InvertedResidual(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, stride: int, expand_ratio: int):
         super().__init__()
-        hidden = int(round(in_ch * expand_ratio))
+        hidden = round(in_ch * expand_ratio)
         self.use_res_connect = stride == 1 and in_ch == out_ch
         layers: list[nn.Module] = []
         if expand_ratio != 1:
@@ -46,9 +47,15 @@ class MobileNetV2(DropoutLinearHead, ClassifierMixin, nn.Module):
     `small_input=True` (28-64 px images) runs the stem at stride 1, so the network downsamples 16x
     instead of 32x (a 28x28 image ends on a 2x2 map). Parameter count is unchanged."""
 
-
-    def __init__(self, alpha: float = 1.0, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-                 width_mult: float = 1.0, dropout: float = 0.2):
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        small_input: bool = False,
+        width_mult: float = 1.0,
+        dropout: float = 0.2,
+    ):
         super().__init__()
         self.num_classes = num_classes
         in_ch = make_divisible(32 * alpha * width_mult, 8)

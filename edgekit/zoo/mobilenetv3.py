@@ -2,9 +2,11 @@
 
 Layout and parameter names follow torchvision's implementation, so its state_dict files load as is.
 """
+
 from __future__ import annotations
 
 from functools import partial
+from typing import TypedDict
 
 import torch
 from torch import nn
@@ -14,19 +16,43 @@ from edgekit.zoo.registry import register_model
 
 # (kernel, expanded, out, use_se, activation, stride) per bottleneck; input channels chain from the previous row.
 _LARGE = [
-    (3, 16, 16, False, "RE", 1), (3, 64, 24, False, "RE", 2), (3, 72, 24, False, "RE", 1),
-    (5, 72, 40, True, "RE", 2), (5, 120, 40, True, "RE", 1), (5, 120, 40, True, "RE", 1),
-    (3, 240, 80, False, "HS", 2), (3, 200, 80, False, "HS", 1), (3, 184, 80, False, "HS", 1),
-    (3, 184, 80, False, "HS", 1), (3, 480, 112, True, "HS", 1), (3, 672, 112, True, "HS", 1),
-    (5, 672, 160, True, "HS", 2), (5, 960, 160, True, "HS", 1), (5, 960, 160, True, "HS", 1),
+    (3, 16, 16, False, "RE", 1),
+    (3, 64, 24, False, "RE", 2),
+    (3, 72, 24, False, "RE", 1),
+    (5, 72, 40, True, "RE", 2),
+    (5, 120, 40, True, "RE", 1),
+    (5, 120, 40, True, "RE", 1),
+    (3, 240, 80, False, "HS", 2),
+    (3, 200, 80, False, "HS", 1),
+    (3, 184, 80, False, "HS", 1),
+    (3, 184, 80, False, "HS", 1),
+    (3, 480, 112, True, "HS", 1),
+    (3, 672, 112, True, "HS", 1),
+    (5, 672, 160, True, "HS", 2),
+    (5, 960, 160, True, "HS", 1),
+    (5, 960, 160, True, "HS", 1),
 ]
 _SMALL = [
-    (3, 16, 16, True, "RE", 2), (3, 72, 24, False, "RE", 2), (3, 88, 24, False, "RE", 1),
-    (5, 96, 40, True, "HS", 2), (5, 240, 40, True, "HS", 1), (5, 240, 40, True, "HS", 1),
-    (5, 120, 48, True, "HS", 1), (5, 144, 48, True, "HS", 1), (5, 288, 96, True, "HS", 2),
-    (5, 576, 96, True, "HS", 1), (5, 576, 96, True, "HS", 1),
+    (3, 16, 16, True, "RE", 2),
+    (3, 72, 24, False, "RE", 2),
+    (3, 88, 24, False, "RE", 1),
+    (5, 96, 40, True, "HS", 2),
+    (5, 240, 40, True, "HS", 1),
+    (5, 240, 40, True, "HS", 1),
+    (5, 120, 48, True, "HS", 1),
+    (5, 144, 48, True, "HS", 1),
+    (5, 288, 96, True, "HS", 2),
+    (5, 576, 96, True, "HS", 1),
+    (5, 576, 96, True, "HS", 1),
 ]
-_BN = dict(bn_eps=0.001, bn_momentum=0.01)
+
+
+class _BnArgs(TypedDict):
+    bn_eps: float
+    bn_momentum: float
+
+
+_BN: _BnArgs = {"bn_eps": 0.001, "bn_momentum": 0.01}
 
 
 class InvertedResidual(nn.Module):
@@ -55,8 +81,16 @@ class MobileNetV3(ClassifierMixin, nn.Module):
 
     classifier_path = "classifier.3"
 
-    def __init__(self, config, last_channel: int, num_classes: int = 1000, in_chans: int = 3,
-                 width_mult: float = 1.0, small_input: bool = False, dropout: float = 0.2):
+    def __init__(
+        self,
+        config,
+        last_channel: int,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        width_mult: float = 1.0,
+        small_input: bool = False,
+        dropout: float = 0.2,
+    ):
         super().__init__()
         self.num_classes = num_classes
         adjust = partial(make_divisible, divisor=8)

@@ -1,8 +1,9 @@
 """The model registry: every zoo entry is a factory plus the facts `edgekit models` shows."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from torch import nn
 
@@ -20,7 +21,7 @@ class ModelSpec:
     aliases: tuple[str, ...] = field(default=())
 
 
-MODELS: Registry[ModelSpec] = Registry("model")
+MODELS: Registry[ModelSpec] = Registry("model", listing="`edgekit models`")
 
 
 def register_model(name: str, *, family: str, paper: str, input_size=(3, 224, 224), num_classes=1000, aliases=()):

@@ -7,6 +7,7 @@
 Layout and parameter names follow torchvision's `resnet.py`: Bottleneck ("ResNet v1.5") puts the stride
 on the 3x3 conv, shortcuts are 1x1 conv + BN projections where shape changes.
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +24,15 @@ def _conv3x3(in_ch: int, out_ch: int, stride: int = 1, groups: int = 1) -> nn.Co
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, in_ch: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 groups: int = 1, width: int | None = None):
+    def __init__(
+        self,
+        in_ch: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        groups: int = 1,
+        width: int | None = None,
+    ):
         super().__init__()
         if groups != 1 or (width is not None and width != planes):
             raise ValueError("BasicBlock supports only groups=1 and width=planes")
@@ -51,8 +59,15 @@ class Bottleneck(nn.Module):
     expansion = 4
     stride_in_1x1 = False
 
-    def __init__(self, in_ch: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 groups: int = 1, width: int | None = None):
+    def __init__(
+        self,
+        in_ch: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        groups: int = 1,
+        width: int | None = None,
+    ):
         super().__init__()
         width = width or planes
         s1, s3 = (stride, 1) if self.stride_in_1x1 else (1, stride)
@@ -90,9 +105,23 @@ class ResNet(ClassifierMixin, nn.Module):
     Subclasses swap the stem or head by overriding `_make_stem` / `_make_head` (see senet.py)."""
 
     classifier_path = "fc"
+    layer1: nn.Sequential  # set by _make_stages
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
 
-    def __init__(self, block, layers, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-                 width_mult: float = 1.0, groups: int = 1, base_width: int = 64, block_kwargs: dict | None = None):
+    def __init__(
+        self,
+        block,
+        layers,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        small_input: bool = False,
+        width_mult: float = 1.0,
+        groups: int = 1,
+        base_width: int = 64,
+        block_kwargs: dict | None = None,
+    ):
         super().__init__()
         self.num_classes = num_classes
         self.in_ch = make_divisible(64 * width_mult, 8)
@@ -105,7 +134,7 @@ class ResNet(ClassifierMixin, nn.Module):
     def _make_stem(self, in_chans: int, small_input: bool) -> None:
         if small_input:
             self.conv1 = nn.Conv2d(in_chans, self.in_ch, 3, 1, 1, bias=False)
-            self.maxpool = nn.Identity()
+            self.maxpool: nn.Module = nn.Identity()
         else:
             self.conv1 = nn.Conv2d(in_chans, self.in_ch, 7, 2, 3, bias=False)
             self.maxpool = nn.MaxPool2d(3, 2, 1)
@@ -118,15 +147,23 @@ class ResNet(ClassifierMixin, nn.Module):
 
     def _make_stages(self, block, layers, width_mult: float, groups: int, base_width: int, **layer_kwargs) -> None:
         """Builds layer1..layer4 (stage widths 64..512, stride 2 from layer2 on)."""
-        for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers)):
+        for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers, strict=True)):
             width = int(planes * base_width / 64) * groups  # torchvision's inner width at width_mult=1
             width = make_divisible(width * width_mult, max(8, groups))
             planes = make_divisible(planes * width_mult, 8)
             stage = self._make_layer(block, planes, blocks, 1 if i == 0 else 2, groups, width, **layer_kwargs)
             setattr(self, f"layer{i + 1}", stage)
 
-    def _make_layer(self, block, planes: int, blocks: int, stride: int = 1, groups: int = 1,
-                    width: int | None = None, **block_kwargs) -> nn.Sequential:
+    def _make_layer(
+        self,
+        block,
+        planes: int,
+        blocks: int,
+        stride: int = 1,
+        groups: int = 1,
+        width: int | None = None,
+        **block_kwargs,
+    ) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.in_ch != planes * block.expansion:
             downsample = nn.Sequential(

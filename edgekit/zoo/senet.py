@@ -11,6 +11,7 @@ SE-ResNet puts the stride on the first 1x1 conv (Caffe style), SE-ResNeXt on the
 shortcut is a 1x1 strided conv + BN in both (as torchvision). Cadene pools with AvgPool2d(7); we use
 the equivalent adaptive pool so small inputs work.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -44,8 +45,16 @@ class SEBottleneck(Bottleneck):
     """Bottleneck with an SE gate on the residual branch; stride on the 3x3 conv (Cadene's
     SEResNeXtBottleneck)."""
 
-    def __init__(self, in_ch: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 groups: int = 1, width: int | None = None, reduction: int = 16):
+    def __init__(
+        self,
+        in_ch: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        groups: int = 1,
+        width: int | None = None,
+        reduction: int = 16,
+    ):
         super().__init__(in_ch, planes, stride, downsample, groups, width)
         self.se_module = SEModule(planes * self.expansion, reduction)
 
@@ -70,18 +79,40 @@ class SENet(ResNet):
 
     classifier_path = "last_linear"
 
-    def __init__(self, block, layers, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-                 width_mult: float = 1.0, groups: int = 1, base_width: int = 64, reduction: int = 16):
-        super().__init__(block, layers, num_classes, in_chans, small_input, width_mult, groups, base_width,
-                         block_kwargs={"reduction": reduction})
+    def __init__(
+        self,
+        block,
+        layers,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        small_input: bool = False,
+        width_mult: float = 1.0,
+        groups: int = 1,
+        base_width: int = 64,
+        reduction: int = 16,
+    ):
+        super().__init__(
+            block,
+            layers,
+            num_classes,
+            in_chans,
+            small_input,
+            width_mult,
+            groups,
+            base_width,
+            block_kwargs={"reduction": reduction},
+        )
 
     def _make_stem(self, in_chans: int, small_input: bool) -> None:
-        conv = (nn.Conv2d(in_chans, self.in_ch, 3, 1, 1, bias=False) if small_input
-                else nn.Conv2d(in_chans, self.in_ch, 7, 2, 3, bias=False))
+        conv = (
+            nn.Conv2d(in_chans, self.in_ch, 3, 1, 1, bias=False)
+            if small_input
+            else nn.Conv2d(in_chans, self.in_ch, 7, 2, 3, bias=False)
+        )
         pool = nn.Identity() if small_input else nn.MaxPool2d(3, 2, ceil_mode=True)  # ceil_mode: Caffe weights
-        self.layer0 = nn.Sequential(OrderedDict(
-            conv1=conv, bn1=nn.BatchNorm2d(self.in_ch), relu1=nn.ReLU(inplace=True), pool=pool
-        ))
+        self.layer0 = nn.Sequential(
+            OrderedDict(conv1=conv, bn1=nn.BatchNorm2d(self.in_ch), relu1=nn.ReLU(inplace=True), pool=pool)
+        )
 
     def _make_head(self, num_classes: int) -> None:
         self.avg_pool = nn.AdaptiveAvgPool2d(1)

@@ -11,6 +11,7 @@ crashes on view/transpose/view, and it counts a transpose as an identity). V2 ke
 fixed and prunes conv1, conv5 and each branch's hidden width; V1 keeps its residual stream fixed and
 prunes each bottleneck, whose shuffle `ShuffledGroupConv` maps itself (see `pruning_ignored_layers`).
 """
+
 from __future__ import annotations
 
 import math
@@ -117,9 +118,11 @@ class ShuffleV1Block(nn.Module):
         mid = oup // 4
         outputs = oup - inp if stride == 2 else oup
         self.branch_main_1 = nn.Sequential(
-            nn.Conv2d(inp, mid, 1, bias=False, groups=1 if first_group else groups), nn.BatchNorm2d(mid),
+            nn.Conv2d(inp, mid, 1, bias=False, groups=1 if first_group else groups),
+            nn.BatchNorm2d(mid),
             nn.ReLU(inplace=True),
-            nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False), nn.BatchNorm2d(mid),
+            nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False),
+            nn.BatchNorm2d(mid),
         )
         self.branch_main_2 = nn.Sequential(ShuffledGroupConv(mid, outputs, groups), nn.BatchNorm2d(outputs))
         self.branch_proj = nn.AvgPool2d(3, 2, 1) if stride == 2 else None
@@ -139,18 +142,26 @@ class ShuffleNetV1(ClassifierMixin, nn.Module):
 
     classifier_path = "classifier.0"
 
-    def __init__(self, widths, groups: int = 3, num_classes: int = 1000, in_chans: int = 3,
-                 small_input: bool = False, width_mult: float = 1.0):
+    def __init__(
+        self,
+        widths,
+        groups: int = 3,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        small_input: bool = False,
+        width_mult: float = 1.0,
+    ):
         super().__init__()
         self.num_classes = num_classes
         stem, *stages = [make_divisible(c * width_mult, 4 * groups) for c in widths]
         self.first_conv = nn.Sequential(
-            nn.Conv2d(in_chans, stem, 3, 1 if small_input else 2, 1, bias=False), nn.BatchNorm2d(stem),
+            nn.Conv2d(in_chans, stem, 3, 1 if small_input else 2, 1, bias=False),
+            nn.BatchNorm2d(stem),
             nn.ReLU(inplace=True),
         )
         self.maxpool = nn.Identity() if small_input else nn.MaxPool2d(3, 2, 1)
         blocks, in_ch = [], stem
-        for stage, (out_ch, repeats) in enumerate(zip(stages, (4, 8, 4))):
+        for stage, (out_ch, repeats) in enumerate(zip(stages, (4, 8, 4), strict=True)):
             for i in range(repeats):
                 blocks.append(ShuffleV1Block(in_ch, out_ch, groups, stage == 0 and i == 0, 2 if i == 0 else 1))
                 in_ch = out_ch
@@ -195,14 +206,21 @@ class InvertedResidual(nn.Module):
         branch = oup // 2
         if stride > 1:
             self.branch1 = nn.Sequential(
-                nn.Conv2d(inp, inp, 3, stride, 1, groups=inp, bias=False), nn.BatchNorm2d(inp),
-                nn.Conv2d(inp, branch, 1, bias=False), nn.BatchNorm2d(branch), nn.ReLU(inplace=True),
+                nn.Conv2d(inp, inp, 3, stride, 1, groups=inp, bias=False),
+                nn.BatchNorm2d(inp),
+                nn.Conv2d(inp, branch, 1, bias=False),
+                nn.BatchNorm2d(branch),
+                nn.ReLU(inplace=True),
             )
         self.branch2 = nn.Sequential(
-            nn.Conv2d(inp if stride > 1 else branch, branch, 1, bias=False), nn.BatchNorm2d(branch),
+            nn.Conv2d(inp if stride > 1 else branch, branch, 1, bias=False),
+            nn.BatchNorm2d(branch),
             nn.ReLU(inplace=True),
-            nn.Conv2d(branch, branch, 3, stride, 1, groups=branch, bias=False), nn.BatchNorm2d(branch),
-            nn.Conv2d(branch, branch, 1, bias=False), nn.BatchNorm2d(branch), nn.ReLU(inplace=True),
+            nn.Conv2d(branch, branch, 3, stride, 1, groups=branch, bias=False),
+            nn.BatchNorm2d(branch),
+            nn.Conv2d(branch, branch, 1, bias=False),
+            nn.BatchNorm2d(branch),
+            nn.ReLU(inplace=True),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -222,21 +240,33 @@ class ShuffleNetV2(ClassifierMixin, nn.Module):
     even) and conv1/conv5 to multiples of 8; torchvision's widths are all such multiples, so 1.0 is exact."""
 
     classifier_path = "fc"
+    stage2: nn.Sequential  # set in __init__ by name
+    stage3: nn.Sequential
+    stage4: nn.Sequential
 
-    def __init__(self, stage_widths, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-                 width_mult: float = 1.0):
+    def __init__(
+        self,
+        stage_widths,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        small_input: bool = False,
+        width_mult: float = 1.0,
+    ):
         super().__init__()
         self.num_classes = num_classes
         stem, last = make_divisible(stage_widths[0] * width_mult, 8), make_divisible(stage_widths[-1] * width_mult, 8)
         stages = [make_divisible(c * width_mult, 4) for c in stage_widths[1:-1]]
         self.conv1 = nn.Sequential(
-            nn.Conv2d(in_chans, stem, 3, 1 if small_input else 2, 1, bias=False), nn.BatchNorm2d(stem),
+            nn.Conv2d(in_chans, stem, 3, 1 if small_input else 2, 1, bias=False),
+            nn.BatchNorm2d(stem),
             nn.ReLU(inplace=True),
         )
         self.maxpool = nn.Identity() if small_input else nn.MaxPool2d(3, 2, 1)
         in_ch = stem
-        for name, repeats, out_ch in zip(("stage2", "stage3", "stage4"), (4, 8, 4), stages):
-            units = [InvertedResidual(in_ch, out_ch, 2)] + [InvertedResidual(out_ch, out_ch, 1) for _ in range(repeats - 1)]
+        for name, repeats, out_ch in zip(("stage2", "stage3", "stage4"), (4, 8, 4), stages, strict=True):
+            units = [InvertedResidual(in_ch, out_ch, 2)] + [
+                InvertedResidual(out_ch, out_ch, 1) for _ in range(repeats - 1)
+            ]
             setattr(self, name, nn.Sequential(*units))
             in_ch = out_ch
         self.conv5 = nn.Sequential(nn.Conv2d(in_ch, last, 1, bias=False), nn.BatchNorm2d(last), nn.ReLU(inplace=True))
@@ -256,12 +286,14 @@ class ShuffleNetV2(ClassifierMixin, nn.Module):
         # Channels that pass through a chunk/concat + channel shuffle stay fixed: keep the convs that write
         # them (the last 1x1 of every branch). Still pruned: conv1, conv5 and each branch's hidden width
         # (1x1 -> depthwise 3x3 -> 1x1 middle), whose groups never reach a shuffle.
-        units = [u for s in (self.stage2, self.stage3, self.stage4) for u in s]
+        units = [u for s in (self.stage2, self.stage3, self.stage4) for u in s if isinstance(u, InvertedResidual)]
         writers = [u.branch2[5] for u in units] + [u.branch1[2] for u in units if u.stride > 1]
         return super().pruning_ignored_layers() + writers
 
 
-_V1_PAPER = "Zhang et al., ShuffleNet: An Extremely Efficient Convolutional Neural Network for Mobile Devices, CVPR 2018"
+_V1_PAPER = (
+    "Zhang et al., ShuffleNet: An Extremely Efficient Convolutional Neural Network for Mobile Devices, CVPR 2018"
+)
 _V2_PAPER = "Ma et al., ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design, ECCV 2018"
 
 

@@ -4,6 +4,7 @@ and <0.5MB model size", arXiv 2016 / ICLR 2017 submission; 1.1 from the authors'
 Layout, parameter names and initialization follow torchvision's implementation, so its state_dict files
 load as is. The classifier is a 1x1 convolution (then ReLU and global average pool), not a Linear.
 """
+
 from __future__ import annotations
 
 import torch
@@ -13,10 +14,38 @@ from edgekit.zoo.layers import ClassifierMixin, make_divisible
 from edgekit.zoo.registry import register_model
 
 # Stem (out_channels, kernel), then Fire modules (squeeze, expand1x1, expand3x3) and "M" (3x3/2 max-pool).
-_V1_0 = ((96, 7), ["M", (16, 64, 64), (16, 64, 64), (32, 128, 128), "M", (32, 128, 128), (48, 192, 192),
-                   (48, 192, 192), (64, 256, 256), "M", (64, 256, 256)])
-_V1_1 = ((64, 3), ["M", (16, 64, 64), (16, 64, 64), "M", (32, 128, 128), (32, 128, 128), "M", (48, 192, 192),
-                   (48, 192, 192), (64, 256, 256), (64, 256, 256)])
+_V1_0 = (
+    (96, 7),
+    [
+        "M",
+        (16, 64, 64),
+        (16, 64, 64),
+        (32, 128, 128),
+        "M",
+        (32, 128, 128),
+        (48, 192, 192),
+        (48, 192, 192),
+        (64, 256, 256),
+        "M",
+        (64, 256, 256),
+    ],
+)
+_V1_1 = (
+    (64, 3),
+    [
+        "M",
+        (16, 64, 64),
+        (16, 64, 64),
+        "M",
+        (32, 128, 128),
+        (32, 128, 128),
+        "M",
+        (48, 192, 192),
+        (48, 192, 192),
+        (64, 256, 256),
+        (64, 256, 256),
+    ],
+)
 
 
 class Fire(nn.Module):
@@ -45,6 +74,7 @@ class ConvClassifier(nn.Conv2d):
     def __init__(self, in_ch: int, num_classes: int):
         super().__init__(in_ch, num_classes, 1)
         nn.init.normal_(self.weight, 0, 0.01)  # torchvision's final_conv init
+        assert self.bias is not None  # Conv2d(..., bias=True)
         nn.init.zeros_(self.bias)
 
     @property
@@ -66,8 +96,15 @@ class SqueezeNet(ClassifierMixin, nn.Module):
 
     classifier_path = "classifier.1"
 
-    def __init__(self, config, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
-                 width_mult: float = 1.0, dropout: float = 0.5):
+    def __init__(
+        self,
+        config,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        small_input: bool = False,
+        width_mult: float = 1.0,
+        dropout: float = 0.5,
+    ):
         super().__init__()
         self.num_classes = num_classes
         (stem, kernel), blocks = config
@@ -79,13 +116,15 @@ class SqueezeNet(ClassifierMixin, nn.Module):
             if row == "M":
                 layers.append(nn.MaxPool2d(3, 2, ceil_mode=True))
             else:
-                layers.append(Fire(in_ch, *(width(c) for c in row)))
-                in_ch = layers[-1].out_channels
+                fire = Fire(in_ch, *(width(c) for c in row))
+                layers.append(fire)
+                in_ch = fire.out_channels
         self.features = nn.Sequential(*layers)
         for m in self.features.modules():  # torchvision's init (the classifier sets its own)
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
         self.num_features = in_ch
         self.classifier = nn.Sequential(
             nn.Dropout(dropout), ConvClassifier(in_ch, num_classes), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1)
@@ -103,12 +142,13 @@ class SqueezeNet(ClassifierMixin, nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         # the current classifier's width, not num_features: pruning may have narrowed it
-        self.classifier[1] = ConvClassifier(self.get_classifier().in_channels, num_classes)
+        self.classifier[1] = ConvClassifier(self.get_classifier().in_features, num_classes)
         self.num_classes = num_classes
 
 
-_PAPER = ("Iandola et al., SqueezeNet: AlexNet-level accuracy with 50x fewer parameters and <0.5MB model size, "
-          "arXiv 2016")
+_PAPER = (
+    "Iandola et al., SqueezeNet: AlexNet-level accuracy with 50x fewer parameters and <0.5MB model size, arXiv 2016"
+)
 
 
 @register_model("squeezenet1_0", family="squeezenet", paper=_PAPER)

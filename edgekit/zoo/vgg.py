@@ -4,6 +4,7 @@ Large-Scale Image Recognition", ICLR 2015; configurations A, B, D, E of Table 1)
 Layout, parameter names and initialization follow torchvision's implementation (BN variants insert a
 BatchNorm2d after every conv, as torchvision's `vgg*_bn`), so its state_dict files load as is.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,8 +34,16 @@ class VGG(ClassifierMixin, nn.Module):
 
     classifier_path = "classifier.6"
 
-    def __init__(self, cfg: list, batch_norm: bool = False, num_classes: int = 1000, in_chans: int = 3,
-                 small_input: bool = False, width_mult: float = 1.0, dropout: float = 0.5):
+    def __init__(
+        self,
+        cfg: list,
+        batch_norm: bool = False,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        small_input: bool = False,
+        width_mult: float = 1.0,
+        dropout: float = 0.5,
+    ):
         super().__init__()
         self.num_classes = num_classes
         layers: list[nn.Module] = []
@@ -56,8 +65,12 @@ class VGG(ClassifierMixin, nn.Module):
         hidden = make_divisible(4096 * width_mult, 8)
         self.num_features = hidden
         self.classifier = nn.Sequential(
-            nn.Linear(in_ch * pool * pool, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(in_ch * pool * pool, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
         init_weights(self)  # torchvision's initialization

@@ -6,6 +6,7 @@ timm's `legacy_xception` (the Cadene/tstandley port of the Keras weights), so it
 Parameter count: 22,855,952 nn.Parameters, which is Keras' trainable count (Keras' 22,910,480 total adds
 the 54,528 BatchNorm moving means/variances, buffers in PyTorch) and timm's legacy_xception count.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,11 +34,12 @@ class Block(nn.Module):
     BN when shape changes, identity otherwise). `grow_first=False` widens in the last separable conv (exit
     flow). The first block of the entry flow starts without ReLU (the stem ends with one)."""
 
-    def __init__(self, in_ch: int, out_ch: int, reps: int, stride: int = 1, start_with_relu: bool = True,
-                 grow_first: bool = True):
+    def __init__(
+        self, in_ch: int, out_ch: int, reps: int, stride: int = 1, start_with_relu: bool = True, grow_first: bool = True
+    ):
         super().__init__()
         if out_ch != in_ch or stride != 1:
-            self.skip = nn.Conv2d(in_ch, out_ch, 1, stride, bias=False)
+            self.skip: nn.Conv2d | None = nn.Conv2d(in_ch, out_ch, 1, stride, bias=False)
             self.skipbn = nn.BatchNorm2d(out_ch)
         else:
             self.skip = None
@@ -67,8 +69,14 @@ class Xception(ClassifierMixin, nn.Module):
 
     classifier_path = "fc"
 
-    def __init__(self, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, width_mult: float = 1.0,
-                 middle_blocks: int = 8):
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        small_input: bool = False,
+        width_mult: float = 1.0,
+        middle_blocks: int = 8,
+    ):
         super().__init__()
         self.num_classes = num_classes
 

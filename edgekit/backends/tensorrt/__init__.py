@@ -1,5 +1,6 @@
 """TensorRT backend: engine builder, stamp and runner. Nothing here imports tensorrt at module import
 time: `status()` says whether it can be used and why not, and the CPU path never needs it."""
+
 from __future__ import annotations
 
 import functools

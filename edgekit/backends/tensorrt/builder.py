@@ -8,8 +8,10 @@ and saved after every build so later builds on the same TensorRT and GPU skip ke
 
 Written against NVIDIA's documented API; edgekit's CI has no TensorRT, so this file is exercised there
 only through a recording fake (tests/test_tensorrt.py)."""
+
 from __future__ import annotations
 
+import importlib
 import time
 from pathlib import Path
 
@@ -26,15 +28,22 @@ def onnx_facts(path: Path) -> dict:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
-        raise EdgekitError(f"{path} is not a readable ONNX file ({exc.__class__.__name__}): give an .onnx file from an edgekit run") from None
+        raise EdgekitError(
+            f"{path} is not a readable ONNX file ({exc.__class__.__name__}): give an .onnx file from an edgekit run"
+        ) from None
     inits = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in inits]
     if len(inputs) != 1:
-        raise EdgekitError(f"{path} has {len(inputs)} inputs: edgekit builds engines for image classifiers with one (N, C, H, W) input")
+        raise EdgekitError(
+            f"{path} has {len(inputs)} inputs: edgekit builds engines for image classifiers with one (N, C, H, W) input"
+        )
     dims = inputs[0].type.tensor_type.shape.dim
     image = tuple(d.dim_value for d in dims[1:])
     if len(dims) != 4 or not all(image):
-        raise EdgekitError(f"{path}: input {inputs[0].name} is not (batch, C, H, W) with fixed C, H, W: export with a static image size")
+        raise EdgekitError(
+            f"{path}: input {inputs[0].name} is not (batch, C, H, W) with fixed C, H, W: export with a static image "
+            "size"
+        )
     ops = {n.op_type for n in model.graph.node}
     return {"input": inputs[0].name, "image_shape": image, "qdq": bool(ops & {"QuantizeLinear", "DequantizeLinear"})}
 
@@ -61,8 +70,11 @@ def _parse(trt, network, logger, path: Path) -> None:
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise EdgekitError(f"TensorRT could not parse {path.name}: {errors[0] if errors else 'unknown error'}"
-                           f"{f' (+{len(errors) - 1} more)' if len(errors) > 1 else ''}: check the ONNX opset and ops are supported by this TensorRT")
+        raise EdgekitError(
+            f"TensorRT could not parse {path.name}: {errors[0] if errors else 'unknown error'}"
+            f"{f' (+{len(errors) - 1} more)' if len(errors) > 1 else ''}: check the ONNX opset and ops are supported "
+            "by this TensorRT"
+        )
 
 
 def _load_timing_cache(config, cache_file: Path | None) -> bool:
@@ -81,7 +93,7 @@ def build_engine(onnx_path: Path, engine_path: Path, options: BuildOptions, iden
     """Build `engine_path` from `onnx_path` and write its stamp; returns what the report records.
     `trt` is the tensorrt module (injected by tests)."""
     if trt is None:
-        import tensorrt as trt
+        trt = importlib.import_module("tensorrt")
     facts = onnx_facts(onnx_path)
     has_weak = hasattr(trt, "BuilderFlag") and hasattr(trt.BuilderFlag, "FP16")
     typing = network_typing(has_weak, options, onnx_path.name)
@@ -111,12 +123,20 @@ def build_engine(onnx_path: Path, engine_path: Path, options: BuildOptions, iden
     serialized = builder.build_serialized_network(network, config)
     seconds = time.perf_counter() - start
     if serialized is None:
-        raise EdgekitError(f"TensorRT failed to build an engine from {onnx_path.name} (see the TensorRT messages above): "
-                           "try a larger build.workspace_mb or a smaller build.max_batch")
+        raise EdgekitError(
+            f"TensorRT failed to build an engine from {onnx_path.name} (see the TensorRT messages above): "
+            "try a larger build.workspace_mb or a smaller build.max_batch"
+        )
     atomic_write_bytes(engine_path, bytes(serialized))
     if cache_file:
         atomic_write_bytes(cache_file, bytes(config.get_timing_cache().serialize()))
-    info = {"typing": typing, "flags": flags, "qdq": facts["qdq"], "build_seconds": round(seconds, 2),
-            "timing_cache": str(cache_file) if cache_file else None, "timing_cache_reused": cache_reused}
+    info = {
+        "typing": typing,
+        "flags": flags,
+        "qdq": facts["qdq"],
+        "build_seconds": round(seconds, 2),
+        "timing_cache": str(cache_file) if cache_file else None,
+        "timing_cache_reused": cache_reused,
+    }
     write_stamp(engine_path, make_stamp(engine_path, onnx_path, identity, options.stamped(), {"build": info}))
     return info

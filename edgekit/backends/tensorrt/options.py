@@ -1,8 +1,8 @@
 """Engine build options: a strict config (it is also the recipe's `build` section) and what each one
 means for TensorRT 10 (weak typing still exists) and TensorRT 11 (strong typing only)."""
+
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,17 +10,22 @@ from typing import Literal
 
 from edgekit.config import ranged
 from edgekit.errors import EdgekitError
+from edgekit.paths import cache_root
 
 
 def timing_cache_path(setting: str, identity: dict) -> Path | None:
-    """"auto": one cache per TensorRT version and GPU under $EDGEKIT_CACHE (a timing cache from another
+    """ "auto": one cache per TensorRT version and GPU under $EDGEKIT_CACHE (a timing cache from another
     version or GPU is useless and TensorRT rejects it); "": none; else the path given."""
     if not setting:
         return None
     if setting != "auto":
         return Path(setting)
-    root = Path(os.environ.get("EDGEKIT_CACHE", Path.home() / ".cache" / "edgekit")) / "tensorrt"
-    key = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{identity.get('tensorrt')}-{identity.get('gpu')}-sm{identity.get('compute_capability')}")
+    root = cache_root("tensorrt")
+    key = re.sub(
+        r"[^A-Za-z0-9_.-]+",
+        "_",
+        f"{identity.get('tensorrt')}-{identity.get('gpu')}-sm{identity.get('compute_capability')}",
+    )
     return root / f"timing-{key}.cache"
 
 
@@ -44,8 +49,11 @@ class BuildOptions:
 
     def __post_init__(self):
         if not self.min_batch <= self.opt_batch <= self.max_batch:
-            raise EdgekitError(f"build batch profile min {self.min_batch} / opt {self.opt_batch} / max {self.max_batch} is not ordered: "
-                               "set min_batch <= opt_batch <= max_batch")
+            raise EdgekitError(
+                f"build batch profile min {self.min_batch} / opt {self.opt_batch} / max {self.max_batch} is not "
+                "ordered: "
+                "set min_batch <= opt_batch <= max_batch"
+            )
 
     def profile(self, image_shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
         """(min, opt, max) input shapes for an image of shape (C, H, W)."""
@@ -53,8 +61,14 @@ class BuildOptions:
 
     def stamped(self) -> dict:
         """The options that change the engine (the timing cache only changes how long a build takes)."""
-        return {"min_batch": self.min_batch, "opt_batch": self.opt_batch, "max_batch": self.max_batch,
-                "workspace_mb": self.workspace_mb, "fp16": self.fp16, "optimization_level": self.optimization_level}
+        return {
+            "min_batch": self.min_batch,
+            "opt_batch": self.opt_batch,
+            "max_batch": self.max_batch,
+            "workspace_mb": self.workspace_mb,
+            "fp16": self.fp16,
+            "optimization_level": self.optimization_level,
+        }
 
 
 Typing = Literal["weak", "strong"]
@@ -66,8 +80,10 @@ def network_typing(has_weak_typing: bool, options: BuildOptions, onnx_name: str)
     if not options.fp16:
         return "strong"
     if not has_weak_typing:
-        raise EdgekitError(f"build.fp16 asks for TensorRT's FP16 flag, which TensorRT 11 removed: build an fp16 ONNX file instead "
-                           f"(--fp16 writes model.fp16.onnx) rather than {onnx_name} with build.fp16")
+        raise EdgekitError(
+            f"build.fp16 asks for TensorRT's FP16 flag, which TensorRT 11 removed: build an fp16 ONNX file instead "
+            f"(--fp16 writes model.fp16.onnx) rather than {onnx_name} with build.fp16"
+        )
     return "weak"
 
 

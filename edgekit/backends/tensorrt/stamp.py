@@ -4,6 +4,7 @@ A TensorRT engine is only valid for the TensorRT version and the GPU it was buil
 the L4T release that ships that TensorRT). Loading one elsewhere fails deep inside TensorRT or, worse,
 runs with kernels tuned for another chip, so edgekit compares the stamp with the runtime first and
 refuses with the difference and the fix."""
+
 from __future__ import annotations
 
 import datetime
@@ -30,13 +31,24 @@ def runtime_identity() -> dict:
 
     ok, detail = status()
     if not ok:
-        raise EdgekitError(f"tensorrt: unavailable ({detail}): install TensorRT's Python package (see docker/README.md) or use the onnxruntime backend")
+        raise EdgekitError(
+            f"tensorrt: unavailable ({detail}): install TensorRT's Python package (see docker/README.md) or use the "
+            "onnxruntime backend"
+        )
     import torch
 
     if not torch.cuda.is_available():
-        raise EdgekitError(f"TensorRT {detail} is installed but PyTorch {torch.__version__} sees no CUDA GPU: run on the GPU machine, with a CUDA build of torch")
+        raise EdgekitError(
+            f"TensorRT {detail} is installed but PyTorch {torch.__version__} sees no CUDA GPU: run on the GPU machine, "
+            "with a CUDA build of torch"
+        )
     major, minor = torch.cuda.get_device_capability(0)
-    return {"tensorrt": detail, "gpu": torch.cuda.get_device_name(0), "compute_capability": f"{major}.{minor}", "l4t": l4t_release()}
+    return {
+        "tensorrt": detail,
+        "gpu": torch.cuda.get_device_name(0),
+        "compute_capability": f"{major}.{minor}",
+        "l4t": l4t_release(),
+    }
 
 
 def make_stamp(engine: Path, onnx: Path, identity: dict, options: dict, extra: dict | None = None) -> dict:
@@ -65,7 +77,9 @@ def read_stamp(engine: Path) -> dict:
     path = stamp_path(engine)
     rebuild = "rebuild it from its ONNX file with `edgekit build <model.onnx>` on this machine"
     if not path.is_file():
-        raise EdgekitError(f"engine {engine} has no stamp {path.name}: edgekit cannot tell what it was built for; {rebuild}")
+        raise EdgekitError(
+            f"engine {engine} has no stamp {path.name}: edgekit cannot tell what it was built for; {rebuild}"
+        )
     try:
         stamp = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -78,8 +92,11 @@ def read_stamp(engine: Path) -> dict:
 def differences(stamp: dict, identity: dict) -> list[str]:
     """Human-readable differences between where an engine was built and where it would run."""
     names = {"tensorrt": "TensorRT", "gpu": "GPU", "compute_capability": "compute capability", "l4t": "L4T release"}
-    return [f"{names[k]} {stamp.get(k)} (built) vs {identity.get(k)} (here)"
-            for k in IDENTITY_KEYS if stamp.get(k) != identity.get(k)]
+    return [
+        f"{names[k]} {stamp.get(k)} (built) vs {identity.get(k)} (here)"
+        for k in IDENTITY_KEYS
+        if stamp.get(k) != identity.get(k)
+    ]
 
 
 def check_engine(engine: Path, identity: dict, onnx: Path | None = None) -> dict:
@@ -91,10 +108,18 @@ def check_engine(engine: Path, identity: dict, onnx: Path | None = None) -> dict
     source = stamp.get("onnx", "its ONNX file")
     diff = differences(stamp, identity)
     if diff:
-        raise EdgekitError(f"engine {engine.name} was built for another runtime ({'; '.join(diff)}): "
-                           f"rebuild it from {source} on this machine with `edgekit build {source}`")
+        raise EdgekitError(
+            f"engine {engine.name} was built for another runtime ({'; '.join(diff)}): "
+            f"rebuild it from {source} on this machine with `edgekit build {source}`"
+        )
     if sha256(engine) != stamp.get("engine_sha256"):
-        raise EdgekitError(f"engine {engine.name} does not match the hash in its stamp (changed or truncated since it was built): rebuild it from {source}")
+        raise EdgekitError(
+            f"engine {engine.name} does not match the hash in its stamp (changed or truncated since it was built): "
+            f"rebuild it from {source}"
+        )
     if onnx is not None and onnx.is_file() and sha256(onnx) != stamp.get("onnx_sha256"):
-        raise EdgekitError(f"engine {engine.name} was built from another version of {onnx.name} (hash differs): rebuild it from {onnx.name}")
+        raise EdgekitError(
+            f"engine {engine.name} was built from another version of {onnx.name} (hash differs): rebuild it from "
+            f"{onnx.name}"
+        )
     return stamp

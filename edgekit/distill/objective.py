@@ -1,0 +1,65 @@
+"""The distillation loss that `training.fit` minimises: one forward pass per model per batch.
+
+loss = alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) * CE(student, label)
+       + feature_weight * MSE(adapter(student features), teacher features)
+With alpha 0 and feature_weight 0 (or no teacher) it is plain cross-entropy fine-tuning."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgekit.distill.losses import build_adapter, feature_loss, features_and_logits, kd_loss
+
+
+class Objective:
+    """With feature_weight > 0 the logits come from forward_head on the forward_features output, and
+    `adapter` (to be trained with the student, then discarded) maps student features to the teacher's."""
+
+    def __init__(
+        self,
+        student: nn.Module,
+        teacher: nn.Module | None,
+        input_size: tuple[int, ...],
+        *,
+        temperature: float,
+        alpha: float,
+        feature_weight: float = 0.0,
+    ):
+        self.teacher = teacher
+        self.alpha = alpha if teacher is not None else 0.0
+        self.feature_weight = feature_weight if teacher is not None else 0.0
+        self.temperature = temperature
+        self.adapter = (
+            build_adapter(student, teacher, input_size) if teacher is not None and self.feature_weight > 0 else None
+        )
+        self.feature_mse: list[torch.Tensor] = []  # per step, detached (no device sync per step)
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.adapter is None:
+            logits = model(x)
+            if self.alpha == 0 or self.teacher is None:
+                return F.cross_entropy(logits, y)
+            with torch.no_grad():
+                teacher_logits = self.teacher(x)
+            return kd_loss(logits, teacher_logits, y, self.temperature, self.alpha)
+        assert self.teacher is not None  # an adapter exists only with a teacher
+        feats, logits = features_and_logits(model, x)
+        with torch.no_grad():
+            teacher_feats, teacher_logits = features_and_logits(self.teacher, x)
+        mse = feature_loss(self.adapter, feats, teacher_feats)
+        self.feature_mse.append(mse.detach())
+        return kd_loss(logits, teacher_logits, y, self.temperature, self.alpha) + self.feature_weight * mse
+
+    def feature_stats(self, window: int = 20) -> dict[str, float]:
+        """Mean feature MSE over the first and last `window` steps (at most a quarter of the run each):
+        did the student's features move towards the teacher's?"""
+        if not self.feature_mse:
+            return {}
+        values = torch.stack(self.feature_mse).float().cpu()
+        window = max(1, min(window, len(values) // 4))
+        return {
+            "feature_mse_start": round(values[:window].mean().item(), 5),
+            "feature_mse_end": round(values[-window:].mean().item(), 5),
+        }

@@ -1,0 +1,127 @@
+"""One self-contained ONNX file per model: TorchScript-based export at the opset asked for (dynamic
+batch, input `input`, output `logits`), simplified with onnxsim, checked with onnx.checker, stamped with
+metadata (Ultralytics' habit: `metadata_props`), saved atomically, and compared with PyTorch.
+
+torch 2.13's default dynamo exporter writes a higher opset and external `.onnx.data` by default; users
+copy one file to a device, so edgekit exports with `dynamo=False`."""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgekit import __version__
+from edgekit.artifact import RunInfo
+from edgekit.backends.ort import OrtRunner
+from edgekit.errors import EdgekitError
+from edgekit.fileio import atomic_path
+
+DEFAULT_OPSET = 17
+
+
+class ParityError(EdgekitError):
+    """The exported file does not compute what the PyTorch model computes."""
+
+
+def to_onnx(model: torch.nn.Module, input_size, opset: int = DEFAULT_OPSET, simplify: bool = True):
+    """The ModelProto of `model` for (N, *input_size) float32 input."""
+    import onnx
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model.eval(),
+            (torch.zeros(2, *input_size),),
+            buf,  # type: ignore[arg-type]  # torch's stub says path-only; the TorchScript exporter writes to file objects
+            dynamo=False,
+            opset_version=opset,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
+    proto = onnx.load_from_string(buf.getvalue())
+    if simplify:
+        import onnxsim
+
+        proto, ok = onnxsim.simplify(proto)
+        if not ok:
+            raise EdgekitError("onnxsim could not validate the simplified model: rerun with export.simplify: false")
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def metadata(info: RunInfo, source: str) -> dict[str, str]:
+    """What a deployed file must carry to be used correctly: classes, input size, normalization."""
+    return {
+        "edgekit_version": __version__,
+        "model": str(info.model),
+        "source_artifact": source,
+        "class_names": json.dumps(info.classes),
+        "input_size": json.dumps(info.input_size),
+        "normalization": json.dumps({"mean": info.mean, "std": info.std, "scale": "1/255"}),
+    }
+
+
+def stamp(proto, meta: dict[str, str]) -> None:
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def save_onnx(proto, path: Path) -> None:
+    import onnx
+
+    with atomic_path(path) as tmp:
+        onnx.save_model(proto, str(tmp))
+
+
+def parity(model: torch.nn.Module, path: Path, images: np.ndarray) -> dict[str, float]:
+    """Largest logit difference and top-1 agreement between PyTorch and the file in ONNX Runtime."""
+    with torch.no_grad():
+        ref = model.eval()(torch.from_numpy(images)).numpy()
+    got = OrtRunner(path, threads=1).run(images)
+    return {
+        "max_abs_diff": float(np.abs(ref - got).max()),
+        "top1_agreement": float((ref.argmax(1) == got.argmax(1)).mean()),
+    }
+
+
+def export_checked(
+    model: torch.nn.Module,
+    path: Path,
+    input_size,
+    images: np.ndarray,
+    meta: dict[str, str],
+    *,
+    opset: int = DEFAULT_OPSET,
+    simplify: bool = True,
+    atol: float = 1e-3,
+    min_agreement: float = 0.99,
+    label: str = "the model",
+) -> dict[str, Any]:
+    """Export, stamp and save `model` to `path` only if it passes the parity check on `images`
+    (ParityError otherwise; an unchecked file never appears at `path`)."""
+    proto = to_onnx(model, input_size, opset, simplify)
+    stamp(proto, meta)
+    tmp_check = path.with_name(f".{path.name}.parity")
+    try:
+        save_onnx(proto, tmp_check)
+        check = parity(model, tmp_check, images)
+        if check["max_abs_diff"] > atol or check["top1_agreement"] < min_agreement:
+            raise ParityError(
+                f"ONNX parity check failed for {label}: max |diff| {check['max_abs_diff']:.2e} (allowed {atol}), "
+                f"top-1 agreement {check['top1_agreement']:.3f} (needed {min_agreement}): "
+                "try another export.opset or export.simplify: false"
+            )
+        tmp_check.replace(path)
+    finally:
+        tmp_check.unlink(missing_ok=True)
+    return check
