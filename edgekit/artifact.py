@@ -46,6 +46,7 @@ class RoleInfo:
     format: Literal["torch", "onnx", "engine"]
     file: str  # the file's name in the run folder
     judged: Judged
+    precision: str = "fp32"  # what the role holds unless its stage says otherwise (an engine's comes from its file)
     peer: Role | None = None  # the fp32 model this one is a lower-precision copy of (int8/fp16)
 
 
@@ -55,11 +56,11 @@ ROLES: dict[Role, RoleInfo] = {
     Role.DISTILLED: RoleInfo("torch", "distilled.pt", "deliverable"),
     Role.BASELINE_ONNX: RoleInfo("onnx", "baseline.onnx", "reference"),
     Role.ONNX: RoleInfo("onnx", "model.onnx", "deliverable"),
-    Role.INT8_ONNX: RoleInfo("onnx", "model.int8.onnx", "deliverable", peer=Role.ONNX),
-    Role.FP16_ONNX: RoleInfo("onnx", "model.fp16.onnx", "deliverable", peer=Role.ONNX),
+    Role.INT8_ONNX: RoleInfo("onnx", "model.int8.onnx", "deliverable", "int8", peer=Role.ONNX),
+    Role.FP16_ONNX: RoleInfo("onnx", "model.fp16.onnx", "deliverable", "fp16", peer=Role.ONNX),
     Role.ENGINE: RoleInfo("engine", "model.engine", "unmeasured"),
-    Role.INT8_ENGINE: RoleInfo("engine", "model.int8.engine", "unmeasured", peer=Role.ENGINE),
-    Role.FP16_ENGINE: RoleInfo("engine", "model.fp16.engine", "unmeasured", peer=Role.ENGINE),
+    Role.INT8_ENGINE: RoleInfo("engine", "model.int8.engine", "unmeasured", "int8", peer=Role.ENGINE),
+    Role.FP16_ENGINE: RoleInfo("engine", "model.fp16.engine", "unmeasured", "fp16", peer=Role.ENGINE),
 }
 
 # The engine built from each ONNX role (the build stage's mapping).
@@ -153,10 +154,9 @@ class Artifact:
         """Record a model of `role`; format and display name come from ROLES, precision defaults to
         the role's (fp32 unless the role says int8/fp16)."""
         spec = ROLES[role]
-        default_precision = "int8" if "int8" in role.value else "fp16" if "fp16" in role.value else "fp32"
         shown = name or (role.value if spec.format == "torch" else Path(path).name)
         entry = ModelEntry(
-            role, shown, spec.format, precision or default_precision, params, macs, Path(path), module, source
+            role, shown, spec.format, precision or spec.precision, params, macs, Path(path), module, source
         )
         self.entries[role] = entry
         return entry
