@@ -1,7 +1,33 @@
-"""edgekit: compress a CNN image classifier for an edge device, and measure every step."""
+"""edgekit: compress a CNN image classifier for an edge device, and measure every step.
+
+    import edgekit
+    run = edgekit.compress(model, train=(images, labels), prune=0.3, int8=True)
+
+The Python API (edgekit.api) is loaded on first use, so `import edgekit` stays light."""
+
+from typing import Any
 
 __version__ = "0.1.0"
 
 from edgekit.zoo import create_model, list_models
 
-__all__ = ["__version__", "create_model", "list_models"]
+API = (
+    "Run",
+    "benchmark",
+    "compress",
+    "distill_student",
+    "evaluate",
+    "export_onnx",
+    "prune",
+    "quantize_onnx",
+    "run_recipe",
+)
+__all__ = ["__version__", "create_model", "list_models", *API]
+
+
+def __getattr__(name: str) -> Any:
+    if name in API:
+        from edgekit import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'edgekit' has no attribute {name!r}")

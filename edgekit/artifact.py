@@ -105,6 +105,8 @@ class RunInfo:
     classes: list[str] = field(default_factory=list)
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
+    scale: str = "1/255"  # pixels x scale, then (x - mean) / std, is the model's input
+    transfer: dict[str, Any] | None = None  # the classifier re-initialised for the data's classes
     input_size: list[int] = field(default_factory=list)
     data: dict[str, Any] | None = None
     target: str = "cpu"

@@ -100,11 +100,37 @@ def _resize_to(model: nn.Module, state: dict[str, torch.Tensor], keep: set[str])
                 module.bias = nn.Parameter(torch.empty(w.shape[0]))
 
 
-def load_weights(model: nn.Module, path: str | Path, model_name: str, input_size: tuple[int, ...]) -> None:
-    state = read_state_dict(path)
+def load_weights(
+    model: nn.Module, path: str | Path, model_name: str, input_size: tuple[int, ...] | None, transfer: bool = False
+) -> dict | None:
+    """Load a state_dict file into `model` (pruned shapes are resized to). With `transfer`, a checkpoint
+    whose classifier has another class count (e.g. ImageNet's 1000) loads everything else and leaves the
+    model's freshly initialised classifier: returned as {"classifier", "checkpoint_classes", "classes"}."""
+    return load_state(model, read_state_dict(path), f"checkpoint {path}", model_name, input_size, transfer)
+
+
+def load_state(
+    model: nn.Module,
+    state: dict[str, torch.Tensor],
+    source: str,
+    model_name: str,
+    input_size: tuple[int, ...] | None,
+    transfer: bool = False,
+) -> dict | None:
+    """load_weights for a state_dict in memory; `source` names it in errors. A layout the model knows how
+    to translate (a `map_state_dict(state)` method, e.g. efficientnet_pytorch's key names) is mapped first.
+    With `input_size`, the loaded model must still run on such inputs."""
+    state = dict(state)
+    mapper = getattr(model, "map_state_dict", None)
+    if callable(mapper):
+        state = mapper(state)
+    note = _drop_other_head(model, state) if transfer else None
     keep = {getattr(model, "classifier_path", "")}
     _resize_to(model, state, keep)
     try:
+        if note:  # strict on everything but the classifier, which keeps its new initialisation
+            own = model.state_dict()
+            state = {**{k: v for k, v in own.items() if k.startswith(note["classifier"] + ".")}, **state}
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         missing = [k for k in model.state_dict() if k not in state]
@@ -117,14 +143,31 @@ def load_weights(model: nn.Module, path: str | Path, model_name: str, input_size
             else str(exc).splitlines()[-1].strip()[:160]
         )
         raise EdgekitError(
-            f"checkpoint {path} does not match model {model_name} with this data's classes and channels ({detail}): "
+            f"{source} does not match model {model_name} with this data's classes and channels ({detail}): "
             "give weights saved from the same architecture"
         ) from None
+    if input_size is None:
+        return note
     try:
         with torch.no_grad():
             model.eval()(torch.zeros(1, *input_size))
     except RuntimeError as exc:
         raise EdgekitError(
-            f"checkpoint {path} loads into {model_name} but the model no longer runs on {tuple(input_size)} inputs "
+            f"{source} loads into {model_name} but the model no longer runs on {tuple(input_size)} inputs "
             f"({str(exc).splitlines()[0][:120]}): give weights saved from the same architecture and input channels"
         ) from None
+    return note
+
+
+def _drop_other_head(model: nn.Module, state: dict[str, torch.Tensor]) -> dict | None:
+    """Remove the classifier's entries from `state` when they are for another class count."""
+    path = getattr(model, "classifier_path", "")
+    weight = state.get(f"{path}.weight") if path else None
+    if weight is None:
+        return None
+    classes = model.state_dict()[f"{path}.weight"].shape[0]
+    if weight.shape[0] == classes:
+        return None
+    for key in [k for k in state if k.startswith(path + ".")]:
+        del state[key]
+    return {"classifier": path, "checkpoint_classes": int(weight.shape[0]), "classes": int(classes)}

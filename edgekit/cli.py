@@ -11,6 +11,7 @@ import json
 import sys
 
 from edgekit.errors import EdgekitError
+from edgekit.logs import show_on_console
 
 
 class _Parser(argparse.ArgumentParser):
@@ -222,7 +223,7 @@ def _resume(args, positional: str) -> bool:
 
 
 def cmd_compress(args) -> None:
-    from edgekit import pipeline
+    from edgekit.api import run_recipe
     from edgekit.recipe import from_dict, load_recipe
 
     if _resume(args, "MODEL"):
@@ -232,11 +233,11 @@ def cmd_compress(args) -> None:
             "compress needs a MODEL (e.g. edgekit compress mobilenet_v3 --prune 0.3 --int8) or --resume RUN_DIR"
         )
     over = {"model.name": args.model, **_overrides(args)}
-    pipeline.run(load_recipe(args.recipe, over) if args.recipe else from_dict({}, "command line", over))
+    run_recipe(load_recipe(args.recipe, over) if args.recipe else from_dict({}, "command line", over))
 
 
 def cmd_run(args) -> None:
-    from edgekit import pipeline
+    from edgekit.api import run_recipe
     from edgekit.recipe import RUN_REQUIRED, load_recipe
 
     if _resume(args, "RECIPE"):
@@ -245,7 +246,7 @@ def cmd_run(args) -> None:
         raise EdgekitError(
             "run needs a RECIPE file (e.g. edgekit run recipes/mobilenet_v3_fashion_mnist.yaml) or --resume RUN_DIR"
         )
-    pipeline.run(load_recipe(args.recipe, _overrides(args), RUN_REQUIRED))
+    run_recipe(load_recipe(args.recipe, _overrides(args), RUN_REQUIRED))
 
 
 def cmd_models(args) -> None:
@@ -491,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    show_on_console(always=True)  # the command line prints edgekit's log lines as its output
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgekit.artifact import Artifact, ModelEntry, Role
+from edgekit.artifact import ROLES, Artifact, ModelEntry, Role
 from edgekit.config import ranged
 from edgekit.errors import EdgekitError
 
@@ -118,7 +118,10 @@ def check(
 
 def ship(art: Artifact) -> dict | None:
     """The artifact to ship: of those whose gates passed, the fastest measured at batch 1, or the last
-    made (the most compressed) when validate did not run."""
+    made (the most compressed) when validate did not run. Without gates, the fastest measured deliverable
+    within gate.max_drop of the baseline on the validation split (what the report's status column says)."""
+    if not art.info.gate_results:
+        return _ship_ungated(art)
     passed = [n for n, r in art.info.gate_results.items() if r["passed"]]
     if not passed:
         return None
@@ -131,3 +134,22 @@ def ship(art: Artifact) -> dict | None:
         "artifact": passed[-1],
         "rule": "the last made (most compressed) of the artifacts that passed their gates; validate did not run",
     }
+
+
+def _ship_ungated(art: Artifact) -> dict | None:
+    rows = art.info.results
+    base = next((r for r in rows if r.get("role") == Role.BASELINE.value), None)
+    limit = art.info.max_drop if art.info.max_drop is not None else DEFAULT_MAX_DROP
+    if base is None:
+        return None
+    ok = [r for r in rows if r.get("role") in DELIVERABLES and round((base["top1"] - r["top1"]) * 100, 6) <= limit]
+    if not ok:
+        return None
+    best = min(ok, key=lambda r: r["latency_ms"]["p50"])
+    rule = (
+        f"the fastest (p50 at batch 1) deliverable within gate.max_drop ({limit:g} points) of the baseline; no gate ran"
+    )
+    return {"artifact": best["artifact"], "rule": rule}
+
+
+DELIVERABLES = {r.value for r, spec in ROLES.items() if spec.judged == "deliverable"}

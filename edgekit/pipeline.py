@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import time
 from pathlib import Path
 
+from torch import nn
+
 from edgekit import gates, manifest, report
 from edgekit.artifact import Artifact, StageRecord
 from edgekit.checkpoint import load_weights, read_state_dict
 from edgekit.config import as_dict
-from edgekit.data import load_data
+from edgekit.data import Dataset, load_data
 from edgekit.data.arrays import val_arrays
 from edgekit.errors import EdgekitError
 from edgekit.fileio import atomic_write_text, sha256
 from edgekit.recipe import Recipe, dump, load_recipe
 from edgekit.stages import ORDER, Stage, distill, load
 from edgekit.stages.context import Context
-from edgekit.zoo import resolve_name
+from edgekit.zoo import model_spec, resolve_name
+from edgekit.zoo.user import is_user_name
+
+log = logging.getLogger(__name__)
+PYTHON_DATA = "python"  # data.name of a run whose data was given from Python
 
 
 def run_prefix(recipe: Recipe) -> str:
@@ -90,9 +97,19 @@ def check_order(recipe: Recipe) -> None:
             raise EdgekitError(message)
 
 
-def check_inputs(recipe: Recipe) -> None:
+def check_inputs(recipe: Recipe, model: nn.Module | None = None, data: Dataset | None = None) -> None:
     """Fail before any folder is made: unknown model, bad run name, stage order, missing or unreadable
-    weights (a readable, safe state_dict; whether it fits the model is known once the data is loaded)."""
+    weights (a readable, safe state_dict; whether it fits the model is known once the data is loaded), and
+    a recipe that names a model or data given from Python without them."""
+    if model is None and is_user_name(recipe.model.name):
+        raise EdgekitError(
+            f"model {recipe.model.name} was given from Python and cannot be rebuilt from a recipe: "
+            "run it again with edgekit.compress(model, ...)"
+        )
+    if data is None and recipe.data.name == PYTHON_DATA:
+        raise EdgekitError(
+            "the data of this recipe was given from Python: run it again with edgekit.compress(..., train=..., val=...)"
+        )
     resolve_name(recipe.model.name)
     run_prefix(recipe)
     check_order(recipe)
@@ -101,13 +118,23 @@ def check_inputs(recipe: Recipe) -> None:
     distill.check_inputs(recipe.distill)
 
 
-def run(recipe: Recipe) -> Artifact:
-    check_inputs(recipe)
-    data = load_data(recipe.data)
+def default_input_px(recipe: Recipe) -> int:
+    """The model's default input side (its paper's): the most an image folder is read at by default."""
+    name = recipe.model.name
+    if is_user_name(name) or ":" in name:
+        return 224
+    return model_spec(name).input_size[-1]
+
+
+def run(recipe: Recipe, *, model: nn.Module | None = None, data: Dataset | None = None) -> Artifact:
+    """Run `recipe` in a new run folder. `model` and `data` (from edgekit.compress) replace what the
+    recipe names (`model.name` python:CLASS, `data.name` python); the recipe records that they did."""
+    check_inputs(recipe, model, data)
+    data = data if data is not None else load_data(recipe.data, default_input_px(recipe))
     run_dir = make_run_dir(recipe)
     atomic_write_text(run_dir / "recipe.yaml", dump(recipe))
-    print(f"run folder: {run_dir}", flush=True)
-    return _execute(recipe, Context(recipe, data, run_dir), Artifact(run_dir), done=set())
+    log.info("run folder: %s", run_dir)
+    return _execute(recipe, Context(recipe, data, run_dir, model), Artifact(run_dir), done=set())
 
 
 def resume(run_dir: str | Path) -> Artifact:
@@ -132,7 +159,7 @@ def resume(run_dir: str | Path) -> Artifact:
             f"{run_dir} finished every stage: nothing to resume; start a new run with `edgekit run {recipe_file}`"
         )
     entries = manifest.verified_entries(run_dir, saved)
-    ctx = Context(recipe, load_data(recipe.data), run_dir)
+    ctx = Context(recipe, load_data(recipe.data, default_input_px(recipe)), run_dir)
     art = Artifact(run_dir, history=history, info=manifest.run_info(saved))
     for e in entries:
         module = None
@@ -144,7 +171,7 @@ def resume(run_dir: str | Path) -> Artifact:
         art.entries[entry.role] = entry
     last = history[-1].name if history else "nothing"
     art.info.resumed.append({"after": last, "at": time.strftime("%Y-%m-%d %H:%M:%S"), "files_verified": len(entries)})
-    print(f"resuming {run_dir} after {last}: {len(entries)} files verified against the manifest", flush=True)
+    log.info(f"resuming {run_dir} after {last}: {len(entries)} files verified against the manifest")
     return _execute(recipe, ctx, art, done)
 
 
@@ -167,7 +194,7 @@ def _execute(recipe: Recipe, ctx: Context, art: Artifact, done: set[str]) -> Art
             art.history.append(StageRecord(stage.name, 0.0, as_dict(cfg), {"skipped": reason}))
             manifest.write(art, recipe_sha)
             continue
-        print(f"== {stage.name}", flush=True)
+        log.info(f"== {stage.name}")
         start = time.perf_counter()
         before = set(art.entries)
         try:
@@ -182,14 +209,14 @@ def _execute(recipe: Recipe, ctx: Context, art: Artifact, done: set[str]) -> Art
             )
             report.write(art, status=f"failed in {stage.name}", error=str(exc) or type(exc).__name__)
             if isinstance(exc, KeyboardInterrupt):
-                print(f"\ninterrupted in {stage.name}: continue with `edgekit run --resume {art.run_dir}`", flush=True)
+                log.info(f"\ninterrupted in {stage.name}: continue with `edgekit run --resume {art.run_dir}`")
             raise
         if verdict:
             metrics["gate"] = verdict
             if verdict["failed"]:
                 metrics["failed"] = f"accuracy gate: {verdict['failed']}"
                 gate_failed = gate_failed or f"{stage.name}: {verdict['failed']}"
-                print(f"gate: {stage.name} failed: {verdict['failed']}", flush=True)
+                log.info(f"gate: {stage.name} failed: {verdict['failed']}")
         art.history.append(StageRecord(stage.name, round(time.perf_counter() - start, 2), as_dict(cfg), metrics))
         manifest.write(art, recipe_sha)
     art.info.ship = gates.ship(art)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
+from edgekit.logs import progress_shown
+
 
 def fmt_seconds(s: float) -> str:
     s = max(0, round(s))
@@ -15,6 +17,7 @@ class Progress:
     def __init__(self, label: str, total: int, unit: str = "img", stream=None):
         self.label, self.total, self.unit = label, total, unit
         self.stream = stream or sys.stderr
+        self.enabled = progress_shown()  # silenced with the edgekit logger
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.start = time.perf_counter()
         self.done = 0
@@ -23,6 +26,8 @@ class Progress:
 
     def update(self, n: int, **extra) -> None:
         self.done += n
+        if not self.enabled:
+            return
         now = time.perf_counter()
         elapsed = now - self.start
         rate = self.done / elapsed if elapsed > 0 else 0.0

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 from edgekit import envinfo, jetson, report_html
 from edgekit.artifact import Artifact, Role
 from edgekit.fileio import atomic_write_json, atomic_write_text
 from edgekit.report_table import COLUMNS, table_rows
+
+log = logging.getLogger(__name__)
 
 
 def build(art: Artifact, status: str = "ok", error: str | None = None) -> dict:
@@ -28,8 +31,19 @@ def build(art: Artifact, status: str = "ok", error: str | None = None) -> dict:
         "ship": info.ship,
         "resumed": info.resumed,
         "env": env,
-        "notes": notes(info.results) + jetson.warnings(env["jetson"] if isinstance(env["jetson"], dict) else None),
+        "notes": transfer_notes(info.transfer)
+        + notes(info.results)
+        + jetson.warnings(env["jetson"] if isinstance(env["jetson"], dict) else None),
     }
+
+
+def transfer_notes(transfer: dict | None) -> list[str]:
+    if not transfer:
+        return []
+    return [
+        f"the weights were for {transfer['checkpoint_classes']} classes: classifier {transfer['classifier']} was "
+        f"re-initialised for this data's {transfer['classes']} and trained by the train stage (transfer learning)"
+    ]
 
 
 def notes(rows: list[dict]) -> list[str]:
@@ -165,11 +179,10 @@ def write(art: Artifact, status: str = "ok", error: str | None = None) -> dict:
     atomic_write_text(art.run_dir / "report.md", markdown(report))
     atomic_write_text(art.run_dir / "report.html", report_html.render(report))
     if report["results"]:
-        print("\n" + console_table(report), flush=True)
+        log.info("\n" + console_table(report))
         for n in report["notes"]:
-            print(f"note: {n}", flush=True)
-        print(
-            f"\nthreads: {report['env']['threads']}  cpu: {report['env']['cpu']}  report: {art.run_dir / 'report.md'}",
-            flush=True,
+            log.info(f"note: {n}")
+        log.info(
+            f"\nthreads: {report['env']['threads']}  cpu: {report['env']['cpu']}  report: {art.run_dir / 'report.md'}"
         )
     return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ from edgekit.backends import evaluate, measure_latency, measure_throughput
 from edgekit.backends.ort import OrtRunner
 from edgekit.envinfo import usable_cores
 from edgekit.errors import EdgekitError
+
+log = logging.getLogger(__name__)
 
 
 def _threads(threads: int) -> int:
@@ -89,13 +92,11 @@ def build_tensorrt(
         try:
             stamp = check_engine(engine, identity, onnx_path)
             if stamp.get("options") == options.stamped():
-                print(f"reusing {engine} (its stamp matches this runtime, the ONNX file and the options)", flush=True)
+                log.info(f"reusing {engine} (its stamp matches this runtime, the ONNX file and the options)")
                 return engine, stamp
         except EdgekitError as exc:
-            print(f"rebuilding {engine.name}: {exc}", flush=True)
-    print(
-        f"building {engine} from {onnx_path.name} with TensorRT {identity['tensorrt']} on {identity['gpu']}", flush=True
-    )
+            log.info(f"rebuilding {engine.name}: {exc}")
+    log.info(f"building {engine} from {onnx_path.name} with TensorRT {identity['tensorrt']} on {identity['gpu']}")
     build_engine(onnx_path, engine, options, identity)
     return engine, read_stamp(engine)
 

@@ -4,6 +4,7 @@ caller's: `loss_fn(model, x, y) -> loss`, called under autocast with `x`, `y` on
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from edgekit.data.dataset import Dataset, Split
 from edgekit.data.transforms import normalize, random_crop_flip
 from edgekit.progress import Progress
 from edgekit.seeding import seeded
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,14 +48,25 @@ class OptimConfig:
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def make_optimizer(model: nn.Module, cfg: OptimConfig, extra: nn.Module | None = None) -> torch.optim.Optimizer:
+def make_optimizer(
+    model: nn.Module, cfg: OptimConfig, extra: nn.Module | None = None, head: nn.Module | None = None
+) -> torch.optim.Optimizer:
     """AdamW or SGD over `model`'s parameters and those of `extra` (a module trained alongside, e.g. a
-    distillation adapter)."""
-    # No weight decay on norms and biases: decaying BN scales fights the pruner's magnitude criterion.
+    distillation adapter). With `head` (the classifier, in transfer learning), the other parameters (the
+    backbone) get `backbone_lr_scale` times the learning rate, as each group's `lr_scale`."""
     params = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    head_ids = {id(p) for p in head.parameters()} if head is not None else set()
+    backbone_scale = float(getattr(cfg, "backbone_lr_scale", 1.0)) if head is not None else 1.0
+    groups = []
+    for is_head in (False, True):
+        mine = [p for p in params if (id(p) in head_ids) == is_head]
+        scale = 1.0 if is_head else backbone_scale
+        # No weight decay on norms and biases: decaying BN scales fights the pruner's magnitude criterion.
+        groups += [
+            {"params": [p for p in mine if p.ndim > 1], "weight_decay": cfg.weight_decay, "lr_scale": scale},
+            {"params": [p for p in mine if p.ndim <= 1], "weight_decay": 0.0, "lr_scale": scale},
+        ]
+    groups = [g for g in groups if g["params"]]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
     return torch.optim.AdamW(groups, lr=cfg.lr)
@@ -73,6 +87,7 @@ def fit(
     label: str,
     extra: nn.Module | None = None,
     resume_file: Path | None = None,
+    head: nn.Module | None = None,
 ) -> dict:
     """Train `model` in place (and `extra`, whose parameters join the optimizer); returns the mean loss
     of the last epoch, the images/s rate, the device and the precision. Both modules end on the device
@@ -85,14 +100,14 @@ def fit(
     device = resolve_device(cfg.device)
     dtype = amp_dtype(cfg.amp, device.type)
     if device.type == "cpu" and cfg.amp in ("bf16", "fp16"):
-        print(f"{label}: amp {cfg.amp} applies on CUDA only; training in fp32 on the CPU", flush=True)
+        log.info(f"{label}: amp {cfg.amp} applies on CUDA only; training in fp32 on the CPU")
     home = next(model.parameters()).device
     model.to(device)
     if extra is not None:
         extra.to(device)
     try:
         with seeded(cfg.seed):  # dropout, stochastic depth: seeded here, the caller's RNG left as it was
-            stats = _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file)
+            stats = _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file, head)
     finally:
         model.to(home)
         if extra is not None:
@@ -128,28 +143,34 @@ def _load_state(path: Path, device, fingerprint: dict, label: str):
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # a damaged file: train from the start rather than fail the resume
-        print(
+        log.info(
             f"{label}: ignoring the unreadable epoch checkpoint {path.name} ({type(exc).__name__}); training from "
-            "epoch 1",
-            flush=True,
+            "epoch 1"
         )
         return None
     if state.get("fingerprint") != fingerprint:
-        print(
-            f"{label}: ignoring {path.name}: it was saved with other training settings; training from epoch 1",
-            flush=True,
-        )
+        log.info(f"{label}: ignoring {path.name}: it was saved with other training settings; training from epoch 1")
         return None
     return state
 
 
-def _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file=None) -> dict[str, float]:
+def _drop_grads(params: list[nn.Parameter]) -> None:
+    """A parameter without a gradient is left untouched by the optimizer (weight decay included)."""
+    for p in params:
+        p.grad = None
+
+
+def _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file=None, head=None) -> dict[str, float]:
     gen = torch.Generator().manual_seed(cfg.seed)
     n = len(data.train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     warmup = int(cfg.warmup_epochs * steps_per_epoch)
-    opt = make_optimizer(model, cfg, extra)
+    opt = make_optimizer(model, cfg, extra, head)
+    # Transfer learning: the backbone stays frozen (no update) for the first freeze_backbone_epochs.
+    frozen_steps = int(getattr(cfg, "freeze_backbone_epochs", 0.0) * steps_per_epoch) if head is not None else 0
+    head_ids = {id(p) for p in head.parameters()} if head is not None else set()
+    backbone = [p for p in model.parameters() if id(p) not in head_ids] if frozen_steps else []
     scaler = grad_scaler(device, dtype)
     model.train()
     if extra is not None:
@@ -171,7 +192,7 @@ def _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file=No
         gen.set_state(saved["generator"].cpu())
         torch.set_rng_state(saved["torch_rng"].cpu())
         first, step, last_loss = saved["epoch"] + 1, saved["step"], saved["last_loss"]
-        print(f"{label}: resuming after epoch {first}/{cfg.epochs} from {resume_file.name}", flush=True)
+        log.info(f"{label}: resuming after epoch {first}/{cfg.epochs} from {resume_file.name}")
     for epoch in range(first, cfg.epochs):
         order = torch.randperm(n, generator=gen)
         bar = Progress(f"{label} epoch {epoch + 1}/{cfg.epochs}", n)
@@ -183,15 +204,17 @@ def _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file=No
             x = normalize(images, data.mean, data.std).to(device, non_blocking=True)
             y = data.train.labels[idx].to(device, non_blocking=True)
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, total, warmup, cfg.lr)
+                group["lr"] = lr_at(step, total, warmup, cfg.lr) * group["lr_scale"]
             with autocast(device, dtype):
                 loss = loss_fn(model, x, y)
             opt.zero_grad(set_to_none=True)
             if scaler is None:
                 loss.backward()
+                _drop_grads(backbone if step < frozen_steps else [])
                 opt.step()
             else:  # fp16: scale the loss so small gradients do not flush to zero; steps with inf/nan are skipped
                 scaler.scale(loss).backward()
+                _drop_grads(backbone if step < frozen_steps else [])
                 scaler.step(opt)
                 scaler.update()
             step += 1
@@ -224,3 +247,29 @@ def predict(
         if bar:
             bar.update(len(x))
     return torch.cat(outs)
+
+
+def measured_rate(model: nn.Module, data: Dataset, cfg: OptimConfig, loss_fn: LossFn, steps: int = 2) -> float:
+    """Training images per second of `model` on this machine, from `steps` timed optimizer steps (after
+    one warm-up step) on a copy: the basis of a run's time estimate, measured, not assumed."""
+    import copy
+
+    device = resolve_device(cfg.device)
+    dtype = amp_dtype(cfg.amp, device.type)
+    trial = copy.deepcopy(model).to(device).train()
+    opt = make_optimizer(trial, cfg)
+    n = min(cfg.batch_size, len(data.train))
+    x = normalize(data.train.images[:n], data.mean, data.std).to(device)
+    y = data.train.labels[:n].to(device)
+    times = []
+    for _ in range(steps + 1):
+        start = time.perf_counter()
+        with autocast(device, dtype):
+            loss = loss_fn(trial, x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return n / (sum(times[1:]) / steps)

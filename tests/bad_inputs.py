@@ -61,6 +61,16 @@ def image_folder(root: Path, classes=("cat", "dog"), per_class: int = 3) -> Path
     return root
 
 
+def other_model_state(tmp: Path) -> Path:
+    """A state_dict of another architecture (a narrow MobileNetV3): no key layout of LeNet's."""
+    import edgekit
+    from edgekit.checkpoint import save_state_dict
+
+    path = tmp / "other.pt"
+    save_state_dict(edgekit.create_model("mobilenet_v3_small", num_classes=10, in_chans=1, width_mult=0.5), path)
+    return path
+
+
 def lenet_state(tmp: Path, name: str = "w.pt", num_classes: int = 10) -> Path:
     import edgekit
     from edgekit.checkpoint import save_state_dict

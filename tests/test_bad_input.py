@@ -41,6 +41,7 @@ from bad_inputs import (
     no_marker,
     no_tensorrt,
     not_a_state_dict,
+    other_model_state,
     output_is_file,
     output_parent_is_file,
     raw_file,
@@ -299,7 +300,7 @@ CASES = [
     ),
     Case(
         "checkpoint-shape-mismatch",
-        lambda t: ["compress", "lenet", *FAST, "--weights", str(lenet_state(t, num_classes=5))],
+        lambda t: ["compress", "lenet", *FAST, "--weights", str(other_model_state(t))],
         "does not match model lenet5",
         "give weights saved from the same architecture",
         run_starts=True,

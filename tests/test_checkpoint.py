@@ -67,3 +67,18 @@ def test_wrong_architecture_and_class_count(tmp_path):
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(EdgekitError, match="does not exist"):
         load_weights(_model(), tmp_path / "nope.pt", "m", SIZE)
+
+
+def test_create_model_loads_weights_and_refits_another_class_count(tmp_path):
+    """torchvision's key layout is the zoo's: a 1000-class ImageNet-shaped state_dict starts a 10-class
+    model, loaded strictly except the classifier, which stays freshly initialised."""
+    torch.manual_seed(0)
+    imagenet = edgekit.create_model("resnet18", num_classes=1000)
+    save_state_dict(imagenet, tmp_path / "in1k.pt")
+    for weights in (imagenet.state_dict(), tmp_path / "in1k.pt"):
+        model = edgekit.create_model("resnet18", num_classes=10, weights=weights)
+        own, given = model.state_dict(), imagenet.state_dict()
+        assert all(torch.equal(own[k], given[k]) for k in own if not k.startswith("fc."))
+        assert own["fc.weight"].shape == (10, 512)
+    with pytest.raises(EdgekitError, match="does not match model resnet34"):
+        edgekit.create_model("resnet34", num_classes=10, weights=imagenet.state_dict())

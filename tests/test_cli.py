@@ -224,13 +224,12 @@ def test_bad_recipes(tmp_path, capsys, make, message):
     ],
 )
 def test_bad_weights_fail_with_one_line(tmp_path, capsys, content, message):
-
     import edgekit
     from edgekit.checkpoint import save_state_dict
 
     path = tmp_path / "w.pt"
     if content is None:
-        save_state_dict(edgekit.create_model("lenet5", num_classes=5, in_chans=1), path)
+        save_state_dict(edgekit.create_model("mobilenet_v3_small", num_classes=10, in_chans=1, width_mult=0.5), path)
     else:
         path.write_bytes(content)
     out = tmp_path / "a"
@@ -247,3 +246,31 @@ def test_console_exit_code_and_no_traceback():
         [sys.executable, "-m", "edgekit", "--debug", "compress", "lenett"], capture_output=True, text=True
     )
     assert "Traceback" in debug.stderr
+
+
+def test_weights_for_other_classes_start_a_transfer_run(tmp_path, capsys):
+    """A checkpoint trained for 5 classes starts a 10-class run: everything but the classifier loads, the
+    classifier is re-initialised (said in the log and the report), and the train stage fine-tunes it."""
+    import edgekit
+    from edgekit.checkpoint import read_state_dict, save_state_dict
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(3)
+    source = edgekit.create_model("lenet5", num_classes=5, in_chans=1, small_input=True)
+    save_state_dict(source, tmp_path / "w.pt")
+    out = tmp_path / "a"
+    argv = ["compress", "lenet", "--weights", str(tmp_path / "w.pt"), "--epochs", "1", "--output", str(out), *FAST]
+    assert main([*argv, "--set", "train.freeze_backbone_epochs=1"]) == 0
+    assert "classifier fc2 re-initialised for 10 classes (the weights were for 5)" in capsys.readouterr().out
+    (run,) = list(out.iterdir())
+    report = json.loads((run / "report.json").read_text())
+    stages = {s["name"]: s["metrics"] for s in report["stages"]}
+    assert stages["load"]["transfer"] == {"classifier": "fc2", "checkpoint_classes": 5, "classes": 10}
+    assert "skipped" not in stages["train"] and not stages["train"]["cached"]
+    assert any("re-initialised" in n for n in report["notes"])
+    trained = read_state_dict(run / "baseline.pt")
+    # the backbone was frozen for the one epoch: it is the checkpoint's; the classifier learned
+    for key, value in source.state_dict().items():
+        if not key.startswith("fc2."):
+            assert torch.equal(trained[key], value), key
+    assert trained["fc2.weight"].shape[0] == 10

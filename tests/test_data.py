@@ -125,3 +125,11 @@ def test_download_when_nothing_is_local(tmp_path, monkeypatch):
 
 def test_folder_of_idx_files_is_fashion_mnist():
     assert load_data(DataConfig(name=str(SLICE))).name == "fashion_mnist"
+
+
+def test_image_folder_is_read_at_its_own_size_never_upscaled(tmp_path):
+    """20 x 16 images: read at 16 px (their short side), not the old fixed 64; capped by the model's size."""
+    _write_images(tmp_path / "a", 4, 0)
+    _write_images(tmp_path / "b", 4, 250)
+    assert load_data(DataConfig(name=str(tmp_path))).input_size == (3, 16, 16)
+    assert load_data(DataConfig(name=str(tmp_path)), max_size=12).input_size == (3, 12, 12)

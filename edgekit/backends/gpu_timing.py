@@ -10,11 +10,14 @@ graphs, so neither pycuda nor cuda-python is needed, on x86 or on Jetson."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
 
 from edgekit.metrics import latency_stats
+
+log = logging.getLogger(__name__)
 
 
 def summarize(
@@ -120,10 +123,9 @@ class GpuModel:
             with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
                 self._enqueue(self.stream)
         except Exception as exc:
-            print(
+            log.info(
                 f"{self.backend}: CUDA graph capture failed ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); timing without it",
-                flush=True,
+                f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); timing without it"
             )
             self._graph = None
             torch.cuda.synchronize()

@@ -15,21 +15,24 @@ BUILTIN = ("fashion_mnist",)
 class DataConfig:
     """`name`: a built-in data set (fashion_mnist) or a path to an image folder.
     `root`: folder holding the built-in set's files (default: searched, see edgekit.data.fashion_mnist).
-    `image_size`: square size image folders are resized to. `val_fraction`/`seed`: split of an image
+    `image_size`: square size image folders are resized to (null: the images' own size, never upscaled,
+    at most the model's default input size). `val_fraction`/`seed`: split of an image
     folder without train/ and val/. `train_limit`: use only the first N training images (0 = all).
     `strict`: refuse an image folder holding unreadable images (default: skip them with a warning on
     stderr and count them in the run's data info)."""
 
     name: str = "fashion_mnist"
     root: str | None = None
-    image_size: int = 64
+    image_size: int | None = None
     val_fraction: float = 0.2
     seed: int = 0
     train_limit: int = 0
     strict: bool = False
 
 
-def load_data(cfg: DataConfig) -> Dataset:
+def load_data(cfg: DataConfig, max_size: int = 224) -> Dataset:
+    """The data set `cfg` names; an image folder without `image_size` is read at its images' own size,
+    at most `max_size` (the model's default input size)."""
     from edgekit.data import fashion_mnist
 
     if cfg.name in BUILTIN:
@@ -39,7 +42,7 @@ def load_data(cfg: DataConfig) -> Dataset:
     elif "/" in cfg.name or Path(cfg.name).exists():
         from edgekit.data import image_folder
 
-        data = image_folder.load(cfg.name, cfg.image_size, cfg.val_fraction, cfg.seed, cfg.strict)
+        data = image_folder.load(cfg.name, cfg.image_size, cfg.val_fraction, cfg.seed, cfg.strict, max_size)
     else:
         raise EdgekitError(
             f"unknown data set {cfg.name!r} and no such folder: use one of {', '.join(BUILTIN)} or a path to an image "

@@ -35,6 +35,11 @@ class Dataset:
         return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
 
     @property
+    def pixel_scale(self) -> str:
+        """What the exported model's input is: uint8 pixels scaled by 1/255, or tensors fed as given."""
+        return "1/255" if self.train.images.dtype == torch.uint8 else "1"
+
+    @property
     def num_classes(self) -> int:
         return len(self.classes)
 

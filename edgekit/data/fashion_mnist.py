@@ -8,6 +8,7 @@ those holds the files, a download from the official source into the cache.
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import struct
 import urllib.request
@@ -20,6 +21,8 @@ from edgekit.data.dataset import Dataset, Split
 from edgekit.errors import EdgekitError
 from edgekit.fileio import atomic_write_bytes
 from edgekit.paths import cache_root
+
+log = logging.getLogger(__name__)
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 FILES = {
@@ -73,7 +76,7 @@ def download(folder: Path) -> None:
     for name in FILES.values():
         if (folder / name).is_file():
             continue
-        print(f"downloading {URL}{name}", flush=True)
+        log.info(f"downloading {URL}{name}")
         with urllib.request.urlopen(URL + name, timeout=30) as resp:
             atomic_write_bytes(folder / name, resp.read())
 

@@ -7,7 +7,7 @@ run's data info), or refused with `strict` (`--strict-data`).
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,8 @@ import torch
 
 from edgekit.data.dataset import Dataset, Split, channel_stats
 from edgekit.errors import EdgekitError
+
+log = logging.getLogger(__name__)
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -68,9 +70,30 @@ def _decode(files: list[tuple[Path, int]], image_size: int, strict: bool = False
 MAX_WARNINGS = 20  # per load; the rest are counted in one more line
 
 
+def native_size(files: list[tuple[Path, int]], max_size: int) -> int:
+    """The square side the images hold without upscaling any of them (the smallest short side among the
+    readable ones), capped at `max_size`. Pillow reads only each file's header here."""
+    from PIL import Image, UnidentifiedImageError
+
+    sides = []
+    for path, _ in files:
+        try:
+            with Image.open(path) as im:
+                sides.append(min(im.size))
+        except (OSError, UnidentifiedImageError, ValueError):
+            continue  # reported when the split is decoded
+    return min(min(sides), max_size) if sides else max_size
+
+
 def load(
-    root: str | Path, image_size: int = 64, val_fraction: float = 0.2, seed: int = 0, strict: bool = False
+    root: str | Path,
+    image_size: int | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    strict: bool = False,
+    max_size: int = 224,
 ) -> Dataset:
+    """`image_size` None: the images' own size (never upscaled), at most `max_size` (the model's default)."""
     root = Path(root)
     if not root.is_dir():
         raise EdgekitError(
@@ -104,13 +127,16 @@ def load(
                 f"data folder {root} has too few images to split off a validation set: add images or give train/ and "
                 "val/ folders"
             )
+    if image_size is None:
+        image_size = native_size(train_files + val_files, max_size)
+        log.info("data: %s read at %d px (its images' own size, at most the model's %d px)", root, image_size, max_size)
     train, warn_train = _decode(train_files, image_size, strict)
     val, warn_val = _decode(val_files, image_size, strict)
     warnings = warn_train + warn_val
     for line in warnings[:MAX_WARNINGS]:
-        print(line, file=sys.stderr)
+        log.warning(line)
     if len(warnings) > MAX_WARNINGS:
-        print(f"warning: {len(warnings) - MAX_WARNINGS} more unreadable images skipped", file=sys.stderr)
+        log.warning(f"warning: {len(warnings) - MAX_WARNINGS} more unreadable images skipped")
     mean, std = channel_stats(train.images)
     source = f"{root} (image folder, {image_size}px, {len(warnings)} unreadable skipped)"
     return Dataset(root.name, train, val, classes, mean, std, source, skipped=len(warnings))

@@ -1,4 +1,4 @@
-"""Batch transforms in plain torch on uint8 tensors: normalization and training augmentation."""
+"""Batch transforms in plain torch on (N, C, H, W) tensors: normalization and training augmentation."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import torch.nn.functional as F
 
 
 def normalize(images: torch.Tensor, mean, std) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> float32 normalized with per-channel mean/std of [0, 1] pixels."""
-    x = images.float().div_(255)
+    """uint8 (N, C, H, W) pixels -> float32 normalized with per-channel mean/std of [0, 1] pixels. Float
+    images (given from Python as the model's input) are not rescaled: (x - mean) / std only."""
+    x = images.float().div_(255) if images.dtype == torch.uint8 else images.float()
     m = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=x.dtype).view(1, -1, 1, 1)
     return (x - m) / s

@@ -65,7 +65,7 @@ def metadata(info: RunInfo, source: str) -> dict[str, str]:
         "source_artifact": source,
         "class_names": json.dumps(info.classes),
         "input_size": json.dumps(info.input_size),
-        "normalization": json.dumps({"mean": info.mean, "std": info.std, "scale": "1/255"}),
+        "normalization": json.dumps({"mean": info.mean, "std": info.std, "scale": info.scale}),
     }
 
 

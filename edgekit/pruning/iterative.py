@@ -55,6 +55,29 @@ def finetune(model: nn.Module, data, batches: int, batch_size: int, lr: float, s
     return total / batches
 
 
+def traced_pruner(model: nn.Module, cfg, ratio: float, input_size, steps: int):
+    """build_pruner, whose dependency graph traces the model; a model it cannot trace is an EdgekitError
+    naming the last layer the trace entered (where the untraceable operation is)."""
+    entered: list[str] = []
+    names = {m: n for n, m in model.named_modules() if n}
+    hooks = [m.register_forward_pre_hook(lambda m, _: entered.append(names[m])) for m in names]
+    try:
+        return build_pruner(model, cfg, ratio, input_size, steps)
+    except EdgekitError:
+        raise
+    except Exception as exc:  # torch-pruning's tracer raises whatever the model's forward raises
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        where = f"in or after layer {entered[-1]!r}" if entered else "before its first layer"
+        raise EdgekitError(
+            f"torch-pruning cannot trace {getattr(model, 'source', type(model).__name__)} {where} "
+            f"({type(exc).__name__}: {first}): "
+            "add that layer to ignored_layers, or express its operation with standard torch modules"
+        ) from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 def prune_copy(
     model: nn.Module,
     cfg,
@@ -76,7 +99,7 @@ def prune_copy(
     model = copy.deepcopy(model).eval()
     losses = []
     with seeded(cfg.seed):  # random importance (and anything else drawing from torch's RNG) is reproducible
-        pruner = build_pruner(model, cfg, ratio, input_size, steps)
+        pruner = traced_pruner(model, cfg, ratio, input_size, steps)
         for step in range(steps):
             if needs_gradients(cfg.importance):
                 taylor_gradients(model, data, cfg.taylor_batches, cfg.batch_size, cfg.seed + step)

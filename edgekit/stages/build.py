@@ -7,6 +7,7 @@ error; `off` never builds. `sources` lists the ONNX roles to build, when the run
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -16,6 +17,8 @@ from edgekit.errors import EdgekitError
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
 from edgekit.target import TENSORRT_TARGETS
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,9 +69,7 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
         if entry is None:
             continue
         engine = engine_path_for(entry.path)
-        print(
-            f"build: {entry.name} -> {engine.name} (TensorRT {identity['tensorrt']} on {identity['gpu']})", flush=True
-        )
+        log.info(f"build: {entry.name} -> {engine.name} (TensorRT {identity['tensorrt']} on {identity['gpu']})")
         info = build_engine(entry.path, engine, cfg, identity)
         precision = "int8" if info["qdq"] else ("fp16" if entry.precision == "fp16" or cfg.fp16 else "fp32")
         art.add(ENGINE_OF[source_role], engine, entry.params, entry.macs, source=source_role, precision=precision)

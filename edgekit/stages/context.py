@@ -4,6 +4,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from edgekit.data.dataset import Dataset
 
 
@@ -14,3 +16,4 @@ class Context:
     recipe: Any  # edgekit.recipe.Recipe
     data: Dataset
     run_dir: Path
+    model: nn.Module | None = None  # a module given from Python (edgekit.compress), used instead of model.name

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 from dataclasses import dataclass, field
 from typing import Any
+
+from torch import nn
 
 from edgekit.artifact import Artifact, Role
 from edgekit.checkpoint import load_weights, save_state_dict
@@ -13,6 +17,9 @@ from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
 from edgekit.zoo import resolve_name
 from edgekit.zoo.for_data import build_for_input
+from edgekit.zoo.user import UserModel, check_output, fit_head, user_model_name
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -33,12 +40,36 @@ def build_model(cfg: Config, ctx: Context):
     return build_for_input(cfg.name, ctx.data.input_size, ctx.data.num_classes, cfg.small_input, cfg.options)
 
 
+def given_model(module: nn.Module, ctx: Context) -> tuple[nn.Module, dict | None]:
+    """A copy of the module given from Python, its classifier fitted to the data's classes, in the zoo
+    contract; refused unless it maps the data's images to (N, classes) logits."""
+    net = copy.deepcopy(module).cpu()
+    transfer = fit_head(net, ctx.data.num_classes)
+    check_output(net, ctx.data.input_size, ctx.data.num_classes)
+    model = UserModel(net, ctx.data.num_classes)
+    if transfer:  # its path in the wrapped model, where the train stage finds it
+        transfer["classifier"] = f"net.{transfer['classifier']}"
+    return model, transfer
+
+
 def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
-    canonical = resolve_name(cfg.name)
-    with seeded(ctx.recipe.train.seed):  # the initial weights are part of the recipe: same seed, same baseline
-        model = build_model(cfg, ctx)
-    if cfg.weights:
-        load_weights(model, cfg.weights, canonical, ctx.data.input_size)
+    transfer = None
+    if ctx.model is not None:
+        canonical = user_model_name(ctx.model)
+        model, transfer = given_model(ctx.model, ctx)
+    else:
+        canonical = resolve_name(cfg.name)
+        with seeded(ctx.recipe.train.seed):  # the initial weights are part of the recipe: same seed, same baseline
+            model = build_model(cfg, ctx)
+        if cfg.weights:
+            transfer = load_weights(model, cfg.weights, canonical, ctx.data.input_size, transfer=True)
+    if transfer:
+        art.info.transfer = transfer
+        log.info(
+            "load: classifier %s re-initialised for %d classes (the weights were for %d); "
+            "the train stage fine-tunes it",
+            transfer["classifier"], transfer["classes"], transfer["checkpoint_classes"],
+        )  # fmt: skip
     model.eval()
     path = ctx.run_dir / Role.BASELINE.spec.file
     save_state_dict(model, path)
@@ -46,7 +77,10 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
     info = art.info
     info.model, info.classes, info.data = canonical, list(ctx.data.classes), ctx.data.describe()
     info.mean, info.std, info.input_size = list(ctx.data.mean), list(ctx.data.std), list(ctx.data.input_size)
-    return {"model": canonical, "weights": cfg.weights, "params": base.params, "macs": base.macs}
+    info.scale = ctx.data.pixel_scale
+    weights = "given module" if ctx.model is not None else cfg.weights
+    metrics = {"model": canonical, "weights": weights, "params": base.params, "macs": base.macs}
+    return {**metrics, **({"transfer": transfer} if transfer else {})}
 
 
 STAGE = register(Stage(name="load", section="model", config=Config, run=run, produces=(Role.BASELINE,)))

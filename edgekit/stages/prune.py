@@ -11,6 +11,7 @@ at batch 1); the ratio is then searched (edgekit.pruning.targets) and every prob
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -26,6 +27,8 @@ from edgekit.pruning.iterative import prune_copy
 from edgekit.pruning.targets import search_latency, search_macs, with_layer_ratios
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
+
+log = logging.getLogger(__name__)
 
 SEARCH_KEYS = ("probes", "relaxed_layer_ratios")
 
@@ -126,10 +129,9 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
     assert base.module is not None
     size = ctx.data.input_size
     if cfg.target_latency_ms is not None and ctx.recipe.target.platform != "cpu":
-        print(
+        log.info(
             "prune: the latency target is measured in ONNX Runtime on this CPU, not on target "
-            f"{ctx.recipe.target.platform}",
-            flush=True,
+            f"{ctx.recipe.target.platform}"
         )
     model, info = prune_with_info(base.module, cfg, size, ctx.data, ctx.recipe.export.opset)
     path = ctx.run_dir / Role.PRUNED.spec.file

@@ -17,6 +17,7 @@ the fewest float layers that meets the limit is kept.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +33,8 @@ from edgekit.quant.ptq import PtqSettings, Quantizer
 from edgekit.quant.sensitivity import HeldOut, logits_of, mixed_precision
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -127,7 +130,7 @@ def _check_drop(
     try:
         x, y = order.held_out()
     except EdgekitError as exc:  # a small training split: say so, keep the plain int8 model
-        print(f"quantize: accuracy check skipped: {exc}", flush=True)
+        log.info(f"quantize: accuracy check skipped: {exc}")
         return {"int8_check": f"skipped: {exc}"}
     held = HeldOut(x, y, logits_of(src.path, x))
     plain = held.drop(logits_of(dst, x))
@@ -174,10 +177,9 @@ def _check_drop(
         assert mixed is not None
         out["float_layers"] = mixed["float_layers"]
     if not out["met_max_drop"]:
-        print(
+        log.info(
             f"quantize: held-out top-1 drop {chosen['drop']:.2f} points is above gate.max_drop={limit}: "
-            "try calibration=entropy/percentile, more calib_images, a larger max_float_layers or qat.mode=on",
-            flush=True,
+            "try calibration=entropy/percentile, more calib_images, a larger max_float_layers or qat.mode=on"
         )
     return out
 

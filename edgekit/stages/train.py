@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,30 +18,46 @@ from edgekit.checkpoint import read_state_dict, save_state_dict
 from edgekit.config import as_dict, ranged
 from edgekit.fileio import atomic_write_json
 from edgekit.paths import cache_root
+from edgekit.progress import fmt_seconds
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
-from edgekit.training import OptimConfig, fit
+from edgekit.training import OptimConfig, fit, measured_rate
 
-NAME = "train"
-SECTION = "train"
+log = logging.getLogger(__name__)
+
 CACHE_FORMAT = 1  # bump when training code changes results, to invalidate old cache entries
 
 
 @dataclass
 class Config(OptimConfig):
-    """Baseline training (used only when model.weights is not set). `label_smoothing` softens the
-    targets; `cache` reuses a baseline trained earlier with identical settings."""
+    """Baseline training: from scratch when no weights are given. With weights (model.weights, or a module
+    given from Python) it is skipped, unless the classifier was re-initialised for the data's classes
+    (transfer learning: then it fine-tunes) or `finetune_given` is true. `label_smoothing` softens the
+    targets; `cache` reuses a baseline trained from scratch earlier with identical settings.
+    Transfer learning: the backbone (all but the classifier) stays frozen for `freeze_backbone_epochs`
+    and then learns at `backbone_lr_scale` times the learning rate."""
 
     epochs: int = ranged(3, 0, 10_000)
     label_smoothing: float = ranged(0.1, 0.0, 1.0, hi_inclusive=False)
     cache: bool = True
+    finetune_given: bool = False
+    freeze_backbone_epochs: float = ranged(0.0, 0.0, 10_000.0)
+    backbone_lr_scale: float = ranged(1.0, 0.0, 1.0)
+
+
+# Settings that act only on given weights, which are never cached: kept out of the cache key.
+TRANSFER_KEYS = ("finetune_given", "freeze_backbone_epochs", "backbone_lr_scale")
+
+
+def weights_given(ctx: Context) -> bool:
+    return bool(ctx.recipe.model.weights) or ctx.model is not None
 
 
 def skip(art: Artifact, cfg: Config, ctx: Context) -> str | None:
-    if ctx.recipe.model.weights:
-        return "weights given"
     if cfg.epochs == 0:
         return "train.epochs is 0"
+    if weights_given(ctx) and not art.info.transfer and not cfg.finetune_given:
+        return "weights given (train.finetune_given: true fine-tunes them)"
     return None
 
 
@@ -61,7 +78,7 @@ def cache_key(ctx: Context, cfg: Config) -> str:
             "labels_sum": int(data.train.labels.sum()),
             "pixels_sum": int(data.train.images[:1000].sum()),
         },
-        "train": {k: v for k, v in as_dict(cfg).items() if k not in ("cache", "device", "amp")},
+        "train": {k: v for k, v in as_dict(cfg).items() if k not in ("cache", "device", "amp", *TRANSFER_KEYS)},
         "torch": torch.__version__.split("+")[0],
     }
     # Where and in which precision it trains changes the weights only off the CPU (CPU training is
@@ -76,25 +93,45 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
     entry = art[Role.BASELINE]
     model = entry.module
     assert model is not None  # the load stage keeps the baseline in memory
+    cache = cfg.cache and not weights_given(ctx)  # a cache entry is a baseline trained from scratch
     cached = cache_dir() / f"{ctx.recipe.model.name}-{cache_key(ctx, cfg)}.pt"
-    if cfg.cache and cached.is_file():
+    if cache and cached.is_file():
         model.load_state_dict(read_state_dict(cached))
         model.eval()
         save_state_dict(model, entry.path)
-        print(f"train: reusing cached baseline {cached}", flush=True)
+        log.info(f"train: reusing cached baseline {cached}")
         return {"cached": True, "cache_file": str(cached)}
 
     def loss_fn(m, x, y):
         return F.cross_entropy(m(x), y, label_smoothing=cfg.label_smoothing)
 
-    stats = fit(model, ctx.data, cfg, loss_fn, "train", resume_file=ctx.run_dir / ".train.epoch.pt")
+    _log_estimate(model, cfg, ctx, loss_fn)
+    head = model.get_submodule(art.info.transfer["classifier"]) if art.info.transfer else None
+    stats = fit(model, ctx.data, cfg, loss_fn, "train", resume_file=ctx.run_dir / ".train.epoch.pt", head=head)
     save_state_dict(model, entry.path)
-    if cfg.cache:
+    if cache:
         save_state_dict(model, cached)
         atomic_write_json(
             cached.with_suffix(".json"), {"recipe_model": as_dict(ctx.recipe.model), "train": as_dict(cfg), **stats}
         )
     return {"cached": False, **stats}
+
+
+def _log_estimate(model, cfg: Config, ctx: Context, loss_fn) -> None:
+    """Before training starts: how long training and distillation will take, from measured steps."""
+    rate = measured_rate(model, ctx.data, cfg, loss_fn)
+    n = len(ctx.data.train)
+    train_s = cfg.epochs * n / rate
+    # Distillation runs the smaller pruned student plus the teacher's forward pass: about one baseline step.
+    distill = ctx.recipe.distill
+    pruned = any((ctx.recipe.prune.ratio, ctx.recipe.prune.target_macs, ctx.recipe.prune.target_latency_ms))
+    distill_s = distill.epochs * n / rate if pruned and distill.epochs else 0.0
+    log.info(
+        "estimate: train about %s (%d epochs x %s images at %s img/s, measured)%s",
+        fmt_seconds(train_s), cfg.epochs, f"{n:,}", f"{rate:,.0f}",
+        f", distill about {fmt_seconds(distill_s)}, training in all about {fmt_seconds(train_s + distill_s)}"
+        if distill_s else "",
+    )  # fmt: skip
 
 
 # Trains the baseline in place: it consumes and produces the same role.

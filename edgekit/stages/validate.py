@@ -7,6 +7,7 @@ figures: end-to-end versus GPU compute time, copies, throughput (edgekit.backend
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,6 +23,8 @@ from edgekit.fileio import size_mb
 from edgekit.metrics import latency_stats
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -149,10 +152,9 @@ def _validate(art: Artifact, cfg: Config, ctx: Context, threads: int) -> dict:
                 for b in (1, cfg.batch)
                 if b <= runner.max_batch
             ]
-        print(
+        log.info(
             f"validate {entry.name}: top-1 {acc['top1']:.4f}  p50 {latency['p50']:.3f} ms  {throughput:,.0f} img/s "
-            f"@{cfg.batch}",
-            flush=True,
+            f"@{cfg.batch}"
         )
     art.info.results = rows
     art.info.threads = threads

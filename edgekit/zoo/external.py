@@ -8,12 +8,15 @@ it missing, the name fails with a one-line error saying what to install. No weig
 from __future__ import annotations
 
 import importlib
+import logging
 
 import torch
 from torch import nn
 
 from edgekit.errors import EdgekitError
 from edgekit.zoo.layers import ClassifierMixin
+
+log = logging.getLogger(__name__)
 
 PREFIXES = ("torchvision:", "timm:")
 
@@ -98,7 +101,7 @@ def create_external(
     lib, _, arch = name.partition(":")
     module = _import(lib, name)
     if small_input:
-        print(f"note: {name} has no small-input stem; small images go through its standard stem", flush=True)
+        log.info(f"note: {name} has no small-input stem; small images go through its standard stem")
     try:
         if lib == "timm":
             net = module.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
