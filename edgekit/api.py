@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekit import pipeline
+import edgekit.pipeline as pipeline
 from edgekit.artifact import Artifact
 from edgekit.errors import EdgekitError
 from edgekit.logs import show_on_console

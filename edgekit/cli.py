@@ -199,7 +199,7 @@ def _resume(args, positional: str) -> bool:
     """Handle --resume: the run folder's own recipe, nothing else (a resumed run must stay reproducible)."""
     if not args.resume:
         return False
-    from edgekit import pipeline
+    import edgekit.pipeline as pipeline
 
     given = [
         k for k, v in vars(args).items() if ("." in k and v is not None) or (k in ("sets", "recipe", "model") and v)
@@ -354,7 +354,7 @@ def cmd_eval(args) -> None:
 
 
 def cmd_doctor(args) -> None:
-    from edgekit import doctor
+    import edgekit.doctor as doctor
 
     info = doctor.collect()
     print(json.dumps(info, indent=2) if args.json else doctor.format_text(info))
@@ -367,7 +367,7 @@ def cmd_report(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from edgekit import __version__
+    from edgekit.version import __version__
 
     p = _Parser(
         prog="edgekit",

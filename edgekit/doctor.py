@@ -9,7 +9,8 @@ import os
 import platform
 from pathlib import Path
 
-from edgekit import envinfo, jetson
+import edgekit.envinfo as envinfo
+import edgekit.jetson as jetson
 
 
 def _providers() -> list[str] | str:

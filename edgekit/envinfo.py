@@ -120,8 +120,9 @@ def usable_cores() -> int:
 def collect(threads: int | None = None, root: str | Path = "/") -> dict:
     import torch
 
-    from edgekit import __version__, jetson
+    import edgekit.jetson as jetson
     from edgekit.backends import tensorrt
+    from edgekit.version import __version__
 
     gpu = cuda(root)
     return {

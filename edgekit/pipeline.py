@@ -10,7 +10,9 @@ from pathlib import Path
 
 from torch import nn
 
-from edgekit import gates, manifest, report
+import edgekit.gates as gates
+import edgekit.manifest as manifest
+import edgekit.report as report
 from edgekit.artifact import Artifact, StageRecord
 from edgekit.checkpoint import load_weights, read_state_dict
 from edgekit.config import as_dict
@@ -22,6 +24,7 @@ from edgekit.recipe import Recipe, dump, load_recipe
 from edgekit.stages import ORDER, Stage, distill, load
 from edgekit.stages.context import Context
 from edgekit.zoo import model_spec, resolve_name
+from edgekit.zoo.pretrained import PRETRAINED_KEYWORD, pretrained_state_dict
 from edgekit.zoo.user import is_user_name
 
 log = logging.getLogger(__name__)
@@ -113,7 +116,9 @@ def check_inputs(recipe: Recipe, model: nn.Module | None = None, data: Dataset |
     resolve_name(recipe.model.name)
     run_prefix(recipe)
     check_order(recipe)
-    if recipe.model.weights:
+    if recipe.model.weights == PRETRAINED_KEYWORD:
+        pretrained_state_dict(resolve_name(recipe.model.name))  # installed? (an error says what to install)
+    elif recipe.model.weights:
         read_state_dict(recipe.model.weights)
     distill.check_inputs(recipe.distill)
 

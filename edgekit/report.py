@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from edgekit import envinfo, jetson, report_html
+import edgekit.envinfo as envinfo
+import edgekit.jetson as jetson
+import edgekit.report_html as report_html
 from edgekit.artifact import Artifact, Role
 from edgekit.fileio import atomic_write_json, atomic_write_text
 from edgekit.report_table import COLUMNS, table_rows

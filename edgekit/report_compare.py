@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgekit import report_html as rh
+import edgekit.report_html as rh
 from edgekit.errors import EdgekitError
 from edgekit.fileio import atomic_write_text
 from edgekit.report_table import COLUMNS, table_rows

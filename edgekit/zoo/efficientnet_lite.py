@@ -4,7 +4,10 @@ The EfficientNet B0 stages made for integer accelerators: no squeeze-and-excitat
 SiLU, and a stem (32 channels) and head (1280) that the width coefficient leaves alone; the first and
 last stages keep their depth too. Variants scale (width, depth) as Lite0 (1.0, 1.0), Lite1 (1.0, 1.1),
 Lite2 (1.1, 1.2), Lite3 (1.2, 1.4), Lite4 (1.4, 1.8) at 224/240/260/280/300 px. Batch norm eps 1e-3
-and momentum 0.01 (TensorFlow's 0.99).
+(the weights' own); momentum 0.1, PyTorch's default, not TensorFlow's 0.99 (torch 0.01) that the
+reference uses for long ImageNet training: edgekit fine-tunes for a few hundred steps, and after pruning
+the running statistics must follow the new channels within them (at 0.01 a pruned, 1-epoch-distilled
+Lite0 evaluated at chance). Inference is the same either way.
 
 Strided convolutions pad like TensorFlow's "SAME": ceil(size / stride) outputs, with the odd pixel of
 padding on the bottom/right (asymmetric on even sizes, symmetric on odd ones). The padding is worked out
@@ -53,7 +56,7 @@ class _BnArgs(TypedDict):
     bn_momentum: float
 
 
-_BN: _BnArgs = {"bn_eps": 1e-3, "bn_momentum": 0.01}
+_BN: _BnArgs = {"bn_eps": 1e-3, "bn_momentum": 0.1}
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:

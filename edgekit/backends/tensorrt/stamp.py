@@ -52,7 +52,7 @@ def runtime_identity() -> dict:
 
 
 def make_stamp(engine: Path, onnx: Path, identity: dict, options: dict, extra: dict | None = None) -> dict:
-    from edgekit import __version__
+    from edgekit.version import __version__
 
     return {
         "format": FORMAT,
