@@ -30,17 +30,7 @@ from edgekit.logs import show_on_console
 from edgekit.recipe import Recipe, from_dict
 from edgekit.zoo.user import UserModel, user_model_name
 
-__all__ = [
-    "Run",
-    "benchmark",
-    "compress",
-    "distill_student",
-    "evaluate",
-    "export_onnx",
-    "prune",
-    "quantize_onnx",
-    "run_recipe",
-]
+# The public names are edgekit.API (edgekit/__init__.py), which loads this module on first use.
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 
-from edgekit.gates import DEFAULT_MAX_DROP
+from edgekit.gates import DEFAULT_MAX_DROP, within_drop
 from edgekit.report_table import COLUMNS, baseline_row, table_rows
 
 PASS, FAIL = "#1a7f37", "#cf222e"
@@ -54,12 +54,11 @@ def statuses(report: dict) -> list[str]:
     if gates:  # the run's accuracy gates judged each artifact on the validation split: use their verdicts
         return [
             "pass"
-            if gates.get(r["artifact"], {}).get("passed", round((base["top1"] - r["top1"]) * 100, 6) <= limit)
+            if gates.get(r["artifact"], {}).get("passed", within_drop(base["top1"], r["top1"], limit))
             else "fail"
             for r in rows
         ]
-    # Rounded: a drop of exactly the limit passes despite float noise (0.912 - 0.902 is 0.01000000000000001).
-    return ["pass" if round((base["top1"] - r["top1"]) * 100, 6) <= limit else "fail" for r in rows]
+    return ["pass" if within_drop(base["top1"], r["top1"], limit) else "fail" for r in rows]
 
 
 def rule_text(report: dict) -> str:
