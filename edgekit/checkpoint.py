@@ -3,6 +3,7 @@ loads into the unpruned architecture: modules are resized to the shapes the chec
 
 from __future__ import annotations
 
+import logging
 import pickle
 import warnings
 from pathlib import Path
@@ -12,6 +13,9 @@ from torch import nn
 
 from edgekit.errors import EdgekitError
 from edgekit.fileio import atomic_path
+from edgekit.state_layout import LayoutMismatch, map_by_order, needs_mapping, strip_wrapper_prefix
+
+log = logging.getLogger(__name__)
 
 
 def save_state_dict(model: nn.Module, path: str | Path) -> None:
@@ -120,15 +124,17 @@ def load_state(
     """load_weights for a state_dict in memory; `source` names it in errors. A layout the model knows how
     to translate (a `map_state_dict(state)` method, e.g. efficientnet_pytorch's key names) is mapped first.
     With `input_size`, the loaded model must still run on such inputs."""
-    state = dict(state)
+    state = strip_wrapper_prefix(dict(state))
     mapper = getattr(model, "map_state_dict", None)
     if callable(mapper):
         state = mapper(state)
+    state = _in_own_names(model, state, source, model_name)
     note = _drop_other_head(model, state) if transfer else None
     keep = {getattr(model, "classifier_path", "")}
     _resize_to(model, state, keep)
     try:
         if note:  # strict on everything but the classifier, which keeps its new initialisation
+            init_new_head(model.get_submodule(note["classifier"]))
             own = model.state_dict()
             state = {**{k: v for k, v in own.items() if k.startswith(note["classifier"] + ".")}, **state}
         model.load_state_dict(state, strict=True)
@@ -157,6 +163,44 @@ def load_state(
             f"({str(exc).splitlines()[0][:120]}): give weights saved from the same architecture and input channels"
         ) from None
     return note
+
+
+def _in_own_names(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str, model_name: str
+) -> dict[str, torch.Tensor]:
+    """`state` in the model's key names: as it is when it uses them, else mapped by order (timm's or another
+    library's layout of the same architecture, `state_layout.map_by_order`), and that is logged."""
+    own = model.state_dict()
+    if not needs_mapping(own, state):
+        return state
+    try:
+        mapped, renamed = map_by_order(own, state, getattr(model, "classifier_path", ""))
+    except LayoutMismatch as exc:
+        unknown = next(k for k in state if k not in own)
+        raise EdgekitError(
+            f"{source} does not match model {model_name}: it has keys the model lacks (e.g. {unknown}) and, "
+            f"read in order, {exc}: give weights saved from the same architecture"
+        ) from None
+    if renamed:
+        log.info(
+            "%s: %d tensors mapped by order from another key layout (e.g. %s -> %s)",
+            source, len(renamed), renamed[0][0], renamed[0][1],
+        )  # fmt: skip
+    return mapped
+
+
+def init_new_head(layer: nn.Module) -> None:
+    """A classifier re-initialised for transfer learning starts small (weights N(0, 0.01), zero bias), so the
+    first steps predict near-uniformly (loss about ln(classes)). A layer's default init on pretrained
+    features gave EfficientNet-Lite0 logits large enough for a first-epoch loss of 6 on 10 classes, and
+    steps spent undoing that are steps the backbone's features go unused. Not zero: a conv classifier
+    followed by ReLU (SqueezeNet's) would never get a gradient."""
+    weight, bias = getattr(layer, "weight", None), getattr(layer, "bias", None)
+    with torch.no_grad():
+        if isinstance(weight, torch.Tensor):
+            weight.normal_(0.0, 0.01)
+        if isinstance(bias, torch.Tensor):
+            bias.zero_()
 
 
 def _drop_other_head(model: nn.Module, state: dict[str, torch.Tensor]) -> dict | None:

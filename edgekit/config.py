@@ -39,6 +39,16 @@ def _matches(value: Any, tp) -> bool:
     return isinstance(value, tp)
 
 
+def _yaml_switch(value: Any, tp: Any) -> Any:
+    """YAML 1.1 (PyYAML's safe loader) reads an unquoted `off` / `on` as false / true: give a setting whose
+    choices include "off" / "on" (e.g. `qat.mode: off`) the word its author wrote."""
+    if isinstance(value, bool) and typing.get_origin(tp) is Literal:
+        word = "on" if value else "off"
+        if word in typing.get_args(tp):
+            return word
+    return value
+
+
 def build(cls, values: dict[str, Any] | None, where: str):
     """Build dataclass `cls` from a mapping, validating keys, types and ranges. `where` names the section."""
     values = {} if values is None else values
@@ -59,6 +69,7 @@ def build(cls, values: dict[str, Any] | None, where: str):
             continue
         if tp is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        value = _yaml_switch(value, tp)
         if not _matches(value, tp):
             raise EdgekitError(f"{key} = {value!r} is not allowed: expected {_type_name(tp)}")
         rng = fields[name].metadata.get("range")

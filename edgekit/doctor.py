@@ -65,6 +65,7 @@ def format_text(info: dict) -> str:
         lines.append(f"gpu: {info['gpu']}")
     lines += [
         f"cpu: {info['cpu']}, {info['cpu_cores']} cores usable of {info['cpu_cores_total']}",
+        f"cpu features: {info['cpu_features']}",
         f"os: {info['os']} ({info['platform']})",
     ]
     jet = info["jetson"]

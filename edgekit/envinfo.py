@@ -51,6 +51,27 @@ def cpu_model(root: str | Path = "/") -> str:
     return platform.processor() or platform.machine()
 
 
+# The instruction-set features int8 and fp32 kernels dispatch on (ONNX Runtime's MLAS, oneDNN, OpenVINO):
+# the same model's int8/fp32 speed ratio differs between an AVX2-only and an AVX-512 VNNI / AMX machine,
+# so every latency figure carries them. x86 names, then ARM's (asimddp = dot product, i8mm = int8 matmul).
+CPU_FEATURES = (
+    "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16",
+    "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp", "i8mm", "sve", "fphp", "bf16",
+)  # fmt: skip
+
+
+def cpu_features(root: str | Path = "/") -> str:
+    """The CPU_FEATURES this machine has, from /proc/cpuinfo's flags (x86) or Features (ARM), in that order;
+    'none of ...' or 'unavailable' when there are none or no cpuinfo."""
+    text = _read(root, "/proc/cpuinfo")
+    m = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", text, re.MULTILINE)
+    if not m:
+        return "unavailable (no /proc/cpuinfo flags)"
+    have = set(m[1].split())
+    found = [f for f in CPU_FEATURES if f in have]
+    return " ".join(found) if found else "none of the SIMD features edgekit lists"
+
+
 def os_name(root: str | Path = "/") -> str:
     m = re.search(r'^PRETTY_NAME="?([^"\n]*)"?', _read(root, "/etc/os-release"), re.MULTILINE)
     return m[1] if m else platform.system()
@@ -139,6 +160,7 @@ def collect(threads: int | None = None, root: str | Path = "/") -> dict:
         "gpu": gpu["gpu"],
         "gpus": gpu["gpus"],
         "cpu": cpu_model(root),
+        "cpu_features": cpu_features(root),
         "cpu_cores": usable_cores(),
         "threads": threads,
         "platform": platform.platform(),

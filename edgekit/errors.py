@@ -8,3 +8,10 @@ class EdgekitError(Exception):
     """
 
     exit_code = 2
+
+
+class StageFailed(EdgekitError):
+    """The run's own work failed a check (an export that does not compute what the model does, a gate
+    that is not met): exit code 1, told apart from bad input (2). Still one line, no traceback."""
+
+    exit_code = 1

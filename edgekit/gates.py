@@ -18,7 +18,7 @@ from typing import Any
 
 from edgekit.artifact import ROLES, Artifact, ModelEntry, Role
 from edgekit.config import ranged
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, StageFailed
 
 DEFAULT_MAX_DROP = 1.0  # points of top-1
 
@@ -54,10 +54,8 @@ class GateConfig:
         return self.enforce or bool(self.stage_max_drop)
 
 
-class GateFailed(EdgekitError):
+class GateFailed(StageFailed):
     """The run finished (or stopped) with a failed accuracy gate: not bad input, so exit code 1."""
-
-    exit_code = 1
 
 
 Top1 = Callable[[ModelEntry], float]

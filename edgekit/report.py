@@ -147,7 +147,8 @@ def markdown(report: dict) -> str:
     lines += [f"Status: **{report['status']}**" + (f": {report['error']}" if report["error"] else ""), ""]
     if report["results"]:
         lines += [
-            f"Latency at batch 1 and throughput at batch 32 on {env['cpu']}, {env['threads']} threads "
+            f"Latency at batch 1 and throughput at batch 32 on {env['cpu']} ({env.get('cpu_features', '?')}), "
+            f"{env['threads']} threads "
             f"(PyTorch {env['torch']}, ONNX Runtime {env['onnxruntime']}). Δ top-1 in points vs the baseline.",
             "",
         ]
@@ -185,6 +186,7 @@ def write(art: Artifact, status: str = "ok", error: str | None = None) -> dict:
         for n in report["notes"]:
             log.info(f"note: {n}")
         log.info(
-            f"\nthreads: {report['env']['threads']}  cpu: {report['env']['cpu']}  report: {art.run_dir / 'report.md'}"
+            f"\nthreads: {report['env']['threads']}  cpu: {report['env']['cpu']} "
+            f"({report['env'].get('cpu_features', '?')})  report: {art.run_dir / 'report.md'}"
         )
     return report

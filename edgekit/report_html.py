@@ -316,8 +316,8 @@ def render(report: dict) -> str:
     ]
     if rows:
         body += [
-            f'<p class="rule">Latency at batch 1 and throughput at batch 32 on {esc(env.get("cpu", "?"))}, '
-            f"{esc(env.get('threads', '?'))} threads. "
+            f'<p class="rule">Latency at batch 1 and throughput at batch 32 on {esc(env.get("cpu", "?"))} '
+            f"({esc(env.get('cpu_features', '?'))}), {esc(env.get('threads', '?'))} threads. "
             f"Δ top-1 in points vs the baseline. {esc(rule_text(report))}</p>",
             table_html(report),
         ]

@@ -24,6 +24,12 @@ def _rows(**top1_ips):
     ]
 
 
+def _bench(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), *args], capture_output=True, text=True, cwd=REPO, timeout=600
+    )
+
+
 def _bar(res, name):
     return next(b for b in table.bars(res) if b["bar"] == name)
 
@@ -142,23 +148,7 @@ def test_write_keeps_every_models_table_in_results_md(tmp_path):
 def test_quick_run_writes_every_method_with_finite_numbers(tmp_path):
     """`python bench/compare.py --quick` on the shipped slice: the real pipeline and the real peers."""
     out, work = tmp_path / "results", tmp_path / "work"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "compare.py"),
-            "--quick",
-            "--models",
-            "mobilenet_v3",
-            "--out",
-            str(out),
-            "--work",
-            str(work),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=600,
-    )
+    proc = _bench("compare.py", "--quick", "--models", "mobilenet_v3", "--out", str(out), "--work", str(work))
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads((out / "mobilenet_v3_fashion_mnist.json").read_text())
     assert table.schema_problems(res) == []
@@ -182,3 +172,23 @@ def test_quick_run_writes_every_method_with_finite_numbers(tmp_path):
     assert rows["edgekit"]["size_mb"] < rows["edgekit-fp32"]["size_mb"] / 2
     assert rows["ort-quantize-static"]["size_mb"] < base["size_mb"] / 2
     assert "## mobilenet_v3 on fashion_mnist" in (out / "RESULTS.md").read_text()
+
+
+def test_resolution_bench_reports_the_recipes_cpu_latency(tmp_path):
+    """`python bench/resolution.py --quick`: the 224-px recipe's pipeline end to end (here on the shipped
+    slice at 64 px from scratch, for time), and every ONNX file's measured figures in the table."""
+    out = tmp_path / "results"
+    sets = ["data.root=" + str(REPO / "tests" / "data" / "fashion-mnist"), "data.image_size=64", "model.weights=null"]
+    args = ["--quick", "--out", str(out), "--work", str(tmp_path)]
+    proc = _bench("resolution.py", *args, *[arg for s in sets for arg in ("--set", s)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads((out / "efficientnet_lite0_fashion_mnist_224px.json").read_text())
+    assert res["image_size"] == 64
+    rows = {r["artifact"]: r for r in res["rows"]}
+    assert {"baseline.onnx", "model.onnx", "model.int8.onnx"} <= set(rows)
+    for r in rows.values():
+        assert math.isfinite(r["latency_ms_p50"]) and r["latency_ms_p50"] > 0 and r["throughput_ips"] > 0
+    assert rows["model.onnx"]["macs"] < rows["baseline.onnx"]["macs"]  # pruned 0.3
+    assert rows["model.int8.onnx"]["precision"] == "int8"
+    table_md = (out / "RESOLUTION.md").read_text()
+    assert "| model.int8.onnx | int8 |" in table_md and "CPU features" in table_md

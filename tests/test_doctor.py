@@ -265,3 +265,22 @@ def test_cpu_model(tmp_path, cpuinfo, name):
     (tmp_path / "proc").mkdir()
     (tmp_path / "proc/cpuinfo").write_text(cpuinfo)
     assert envinfo.cpu_model(tmp_path) == name
+
+
+@pytest.mark.parametrize(
+    "cpuinfo, features",
+    [
+        ("model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx f16c fma avx2 bmi2\n", "avx avx2 fma f16c"),
+        (
+            "model name\t: Intel Xeon\nflags\t\t: avx avx2 fma avx512f avx512bw avx512_vnni avx512_bf16 amx_int8\n",
+            "avx avx2 fma avx512f avx512bw avx512_vnni avx512_bf16 amx_int8",
+        ),
+        ("CPU implementer\t: 0x41\nFeatures\t: fp asimd asimddp i8mm sve\n", "asimd asimddp i8mm sve"),
+        ("model name\t: Old\nflags\t\t: fpu sse2\n", "none of the SIMD features edgekit lists"),
+        ("model name\t: No flags\n", "unavailable (no /proc/cpuinfo flags)"),
+    ],
+)
+def test_cpu_features_are_the_int8_and_fp32_kernel_features(tmp_path, cpuinfo, features):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/cpuinfo").write_text(cpuinfo)
+    assert envinfo.cpu_features(tmp_path) == features

@@ -41,6 +41,7 @@ LAYERS = {
         "version",
         "jetson",
         "checkpoint",
+        "state_layout",
     ),
 }
 

@@ -58,3 +58,15 @@ def test_yaml_is_loaded_safely(tmp_path):
     path.write_text("model: !!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(EdgekitError):
         load_recipe(path)
+
+
+def test_unquoted_off_and_on_are_the_words_not_yaml_booleans(tmp_path):
+    """PyYAML reads `mode: off` as False; a setting whose choices are words gets the word back."""
+    path = tmp_path / "r.yaml"
+    path.write_text("qat:\n  mode: off\nvalidate:\n  gpu: off\n")
+    rec = load_recipe(path)
+    assert rec.qat.mode == "off" and rec.validate.gpu == "off"
+    path.write_text("qat:\n  mode: on\n")
+    assert load_recipe(path).qat.mode == "on"
+    path.write_text("quantize:\n  enabled: off\n")  # a real boolean setting stays a boolean
+    assert load_recipe(path).quantize.enabled is False

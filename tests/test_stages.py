@@ -13,7 +13,7 @@ import edgekit
 from edgekit.artifact import Artifact, Role, RunInfo
 from edgekit.data.transforms import normalize
 from edgekit.distill import kd_loss
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, StageFailed
 from edgekit.export import onnx_file
 from edgekit.metrics import count_macs
 from edgekit.recipe import Recipe
@@ -77,12 +77,31 @@ def test_export_parity_and_metadata(exported):
 
 def test_export_parity_failure_fails_the_stage(exported, monkeypatch):
     art, ctx, _ = exported
-    monkeypatch.setattr(onnx_file, "parity", lambda *a: {"max_abs_diff": 0.5, "top1_agreement": 0.5})
+    monkeypatch.setattr(
+        onnx_file, "parity", lambda *a: {"max_abs_diff": 0.5, "max_abs_logit": 3.0, "top1_agreement": 0.5}
+    )
     with pytest.raises(EdgekitError, match="parity check failed"):
         export.export_entry(
             art, art[Role.BASELINE], Role.BASELINE_ONNX, export.Config(), ctx, np.zeros((2, *SIZE), np.float32)
         )
     assert not (ctx.run_dir / "baseline.onnx").exists() and Role.BASELINE_ONNX not in art
+
+
+@pytest.mark.parametrize(("logit", "passes"), [(20.0, True), (1.0, False)])
+def test_export_parity_bound_grows_with_the_logits_scale(exported, monkeypatch, logit, passes):
+    """1.5e-3 of float noise is within 1e-3 + 1e-4 x 20 for logits near 20, not for logits near 1."""
+    art, ctx, _ = exported
+    check = {"max_abs_diff": 1.5e-3, "max_abs_logit": logit, "top1_agreement": 1.0}
+    monkeypatch.setattr(onnx_file, "parity", lambda *a: dict(check))
+    run = lambda: export.export_entry(  # noqa: E731
+        art, art[Role.BASELINE], Role.BASELINE_ONNX, export.Config(), ctx, np.zeros((2, *SIZE), np.float32)
+    )
+    if passes:
+        assert run()["baseline.onnx"]["allowed_diff"] == pytest.approx(3e-3)
+    else:
+        with pytest.raises(StageFailed, match=r"allowed 1\.10e-03 = 0\.001 \+ 0\.0001 x max \|logit\|\)") as err:
+            run()
+        assert err.value.exit_code == 1  # the export failed its check: not bad input
 
 
 def _activation_scales(path):

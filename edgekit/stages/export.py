@@ -22,8 +22,9 @@ from edgekit.stages.context import Context
 @dataclass
 class Config:
     """`opset`: ONNX opset (17-21). `simplify`: run onnxsim. Parity: on `parity_images` validation
-    images the ONNX logits must stay within `parity_atol` of PyTorch's and agree on top-1 for at
-    least `parity_min_agreement` of them, or the stage fails. `fp16`: also write model.fp16.onnx
+    images the ONNX logits must stay within `parity_atol + parity_rtol * max |logit|` of PyTorch's
+    (export.onnx_file.export_checked says why relative) and agree on top-1 for at least
+    `parity_min_agreement` of them, or the stage fails. `fp16`: also write model.fp16.onnx
     (fp16 weights and activations, float32 input and output; meant for GPU targets: ONNX Runtime's CPU
     provider runs it, with casts around the many ops it has no fp16 kernel for, slowly)."""
 
@@ -31,6 +32,7 @@ class Config:
     simplify: bool = True
     parity_images: int = ranged(256, 1, 100_000)
     parity_atol: float = ranged(1e-3, 0.0, 10.0)
+    parity_rtol: float = ranged(1e-4, 0.0, 1.0)
     parity_min_agreement: float = ranged(0.99, 0.0, 1.0)
     fp16: bool = False
 
@@ -49,6 +51,7 @@ def export_entry(art: Artifact, source: ModelEntry, role: Role, cfg: Config, ctx
         opset=cfg.opset,
         simplify=cfg.simplify,
         atol=cfg.parity_atol,
+        rtol=cfg.parity_rtol,
         min_agreement=cfg.parity_min_agreement,
         label=source.name,
     )

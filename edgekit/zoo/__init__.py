@@ -40,8 +40,9 @@ def create_model(
     Unknown names raise EdgekitError with close-match suggestions.
 
     `weights`: a state_dict (or a file holding one, read with weights_only) in the zoo's key layout (which is
-    torchvision's for the families torchvision has) or one the model maps (`map_state_dict`), loaded
-    strictly; a classifier for another class count is left freshly initialised, and that is logged."""
+    torchvision's for the families torchvision has), one the model maps (`map_state_dict`), or another
+    library's names for the same architecture (timm's), matched by tensor order (`edgekit.state_layout`);
+    loaded strictly; a classifier for another class count is left freshly initialised, and that is logged."""
     if is_external(name):
         model: nn.Module = create_external(name, num_classes=num_classes, in_chans=in_chans, **kwargs)
     else:

@@ -11,6 +11,7 @@ import copy
 import torch
 from torch import nn
 
+from edgekit.checkpoint import init_new_head
 from edgekit.errors import EdgekitError
 
 USER_PREFIX = "python:"
@@ -89,7 +90,8 @@ def check_output(model: nn.Module, input_size: tuple[int, ...], num_classes: int
 
 def fit_head(net: nn.Module, num_classes: int) -> dict | None:
     """Transfer learning for a given module: when its last Linear / Conv2d has another output count than
-    the data's classes, replace it by a freshly initialised layer with `num_classes` outputs."""
+    the data's classes, replace it by a freshly initialised layer with `num_classes` outputs
+    (`checkpoint.init_new_head`)."""
     layers = [(n, m) for n, m in net.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
     if not layers:
         return None
@@ -98,6 +100,7 @@ def fit_head(net: nn.Module, num_classes: int) -> dict | None:
     if outputs == num_classes:
         return None
     new = _resized(last, num_classes)
+    init_new_head(new)
     parent_name, _, leaf = name.rpartition(".")
     setattr(net.get_submodule(parent_name) if parent_name else net, leaf, new)
     return {"classifier": name, "checkpoint_classes": int(outputs), "classes": num_classes}
