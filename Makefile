@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# CPU build first: an unpinned torch requirement would pull several GB of CUDA packages.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,pretrained]"
+	$(PY) -m pip install -q -e ".[dev,pretrained,openvino]"
 	touch $(STAMP)
 
 setup: $(STAMP)

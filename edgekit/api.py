@@ -28,6 +28,7 @@ from edgekit.artifact import Artifact
 from edgekit.errors import EdgekitError
 from edgekit.logs import show_on_console
 from edgekit.recipe import Recipe, from_dict
+from edgekit.target import PLATFORMS, TargetConfig
 from edgekit.zoo.user import UserModel, user_model_name
 
 # The public names are edgekit.API (edgekit/__init__.py), which loads this module on first use.
@@ -212,20 +213,21 @@ def quantize_onnx(
     per_channel: bool = True,
 ) -> Path:
     """An int8 Q/DQ copy of an ONNX file, calibrated on `calibration` (N x C x H x W, as the model takes
-    it), in the form `target` runs fast: cpu (U8 activations) or tensorrt / jetson (symmetric S8)."""
+    it), in the form `target` runs fast: cpu / openvino (U8 activations) or tensorrt / jetson (symmetric S8)."""
     from edgekit.quant.ptq import PtqSettings
     from edgekit.stages.quantize import quantize_onnx as quantize_file
 
     src = Path(onnx_path)
     if not src.is_file():
         raise EdgekitError(f"ONNX file {src} does not exist: check the path")
-    if target not in ("cpu", "tensorrt", "jetson"):
-        raise EdgekitError(f"target {target!r} is not one of cpu, tensorrt, jetson")
+    if target not in PLATFORMS:
+        raise EdgekitError(f"target {target!r} is not one of {', '.join(PLATFORMS)}")
     if calibration_method not in ("minmax", "entropy", "percentile"):
         raise EdgekitError(f"calibration_method {calibration_method!r} is not one of minmax, entropy, percentile")
     images = calibration.numpy() if isinstance(calibration, torch.Tensor) else np.asarray(calibration)
     dst = Path(output) if output is not None else src.with_name(src.stem + ".int8.onnx")
-    ptq = PtqSettings(calibration_method, per_channel=per_channel, target=target)  # type: ignore[arg-type]
+    form = TargetConfig(target).int8_form  # type: ignore[arg-type]
+    ptq = PtqSettings(calibration_method, per_channel=per_channel, target=form)  # type: ignore[arg-type]
     quantize_file(src, dst, np.ascontiguousarray(images, dtype=np.float32), ptq)
     return dst
 

@@ -28,6 +28,8 @@ class Role(str, Enum):
     ENGINE = "engine"
     INT8_ENGINE = "int8_engine"
     FP16_ENGINE = "fp16_engine"
+    REWRITTEN_ONNX = "rewritten_onnx"
+    REWRITTEN_INT8_ONNX = "rewritten_int8_onnx"
 
     @property
     def spec(self) -> RoleInfo:
@@ -36,9 +38,11 @@ class Role(str, Enum):
 
 
 # How the accuracy gates treat a role: the reference everything is compared with, an intermediate
-# (judged only by its stage's own limit), a deliverable (also judged against the baseline), or not
-# measured by the gates (engines run only where TensorRT and a GPU are).
-Judged = Literal["reference", "intermediate", "deliverable", "unmeasured"]
+# (judged only by its stage's own limit), a deliverable (also judged against the baseline), a candidate
+# (judged like a deliverable, but missing the gate only keeps it from shipping: an extra option such as
+# the deployment rewrite must not fail a run), or not measured by the gates (engines run only where
+# TensorRT and a GPU are).
+Judged = Literal["reference", "intermediate", "deliverable", "candidate", "unmeasured"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ ROLES: dict[Role, RoleInfo] = {
     Role.ENGINE: RoleInfo("engine", "model.engine", "unmeasured"),
     Role.INT8_ENGINE: RoleInfo("engine", "model.int8.engine", "unmeasured", "int8", peer=Role.ENGINE),
     Role.FP16_ENGINE: RoleInfo("engine", "model.fp16.engine", "unmeasured", "fp16", peer=Role.ENGINE),
+    Role.REWRITTEN_ONNX: RoleInfo("onnx", "rewritten.onnx", "candidate"),
+    Role.REWRITTEN_INT8_ONNX: RoleInfo("onnx", "rewritten.int8.onnx", "candidate", "int8", peer=Role.REWRITTEN_ONNX),
 }
 
 # The engine built from each ONNX role (the build stage's mapping).

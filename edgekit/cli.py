@@ -118,8 +118,9 @@ def _pipeline_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--target",
         dest="target.platform",
-        choices=["cpu", "tensorrt", "jetson"],
-        help="where the model runs: cpu (U8-activation int8 for ONNX Runtime) or tensorrt / jetson (symmetric S8 "
+        choices=["cpu", "openvino", "tensorrt", "jetson"],
+        help="where the model runs: cpu (U8-activation int8 for ONNX Runtime), openvino (the same files; OpenVINO's "
+        "timings decide what ships) or tensorrt / jetson (symmetric S8 "
         "Q/DQ int8, and TensorRT engines built on this machine when TensorRT and a GPU are here)",
     )
     p.add_argument(
@@ -149,6 +150,13 @@ def _pipeline_flags(p: argparse.ArgumentParser) -> None:
         dest="qat.mode",
         choices=["auto", "off", "on"],
         help="quantization-aware fine-tuning: auto (when mixed precision cannot meet --max-drop), off or on",
+    )
+    p.add_argument(
+        "--rewrite",
+        dest="rewrite.mode",
+        choices=["auto", "off", "on"],
+        help="deployment rewrite candidate (HardSwish/SiLU -> ReLU, SE removed, distilled from the baseline): auto "
+        "(in --int8 runs of models it changes), off or on",
     )
     p.add_argument(
         "--fp16",

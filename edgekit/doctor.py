@@ -54,6 +54,7 @@ def format_text(info: dict) -> str:
         f"onnxsim: {info['onnxsim']}",
         f"torch-pruning: {info['torch_pruning']}",
         f"tensorrt: {info['tensorrt']}",
+        f"openvino: {info['openvino']}",
     ]
     if info["gpus"]:
         lines += [

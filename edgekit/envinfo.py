@@ -157,6 +157,7 @@ def collect(threads: int | None = None, root: str | Path = "/") -> dict:
         "torch_pruning": _version("torch-pruning"),
         "onnxsim": _version("onnxsim", "onnx-simplifier"),
         "tensorrt": tensorrt.status_line(),
+        "openvino": _version("openvino"),
         "gpu": gpu["gpu"],
         "gpus": gpu["gpus"],
         "cpu": cpu_model(root),

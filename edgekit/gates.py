@@ -1,7 +1,8 @@
 """Accuracy gates: after each stage, the models it made are measured on the validation split and judged
 by what their role is (edgekit.artifact.ROLES), never by the stage's name:
 - a deliverable (distilled, model.onnx, model.int8.onnx, model.fp16.onnx) against the baseline, when
-  `gate.enforce` is on: at most `gate.max_drop` points below it;
+  `gate.enforce` is on: at most `gate.max_drop` points below it; a candidate (rewritten.onnx,
+  rewritten.int8.onnx) the same way, but missing it only keeps the candidate from shipping;
 - any measured model against the model it was made from (its `source` role), when
   `gate.stage_max_drop` names the stage: at most that many points below it;
 - the reference models (baseline, baseline.onnx) and engines are not judged.
@@ -21,6 +22,7 @@ from edgekit.config import ranged
 from edgekit.errors import EdgekitError, StageFailed
 
 DEFAULT_MAX_DROP = 1.0  # points of top-1
+SHIPPABLE = ("deliverable", "candidate")  # judged against the baseline; the ship rule chooses among them
 
 
 @dataclass
@@ -77,8 +79,8 @@ def check(
     if not cfg.active:
         return None
     stage_limit = cfg.stage_max_drop.get(stage)
-    new = [e for r, e in art.entries.items() if r not in before and r.spec.judged in ("intermediate", "deliverable")]
-    judged = [e for e in new if stage_limit is not None or (cfg.enforce and e.role.spec.judged == "deliverable")]
+    new = [e for r, e in art.entries.items() if r not in before and r.spec.judged in ("intermediate", *SHIPPABLE)]
+    judged = [e for e in new if stage_limit is not None or (cfg.enforce and e.role.spec.judged in SHIPPABLE)]
     if not judged:
         return None
     scores = art.info.gate_top1
@@ -90,7 +92,7 @@ def check(
         score = scores[entry.name] = top1(entry)
         row: dict[str, Any] = {"top1": round(score, 4)}
         failed = []
-        if cfg.enforce and entry.role.spec.judged == "deliverable" and base is not None:
+        if cfg.enforce and entry.role.spec.judged in SHIPPABLE and base is not None:
             row["drop_vs_baseline"] = round((scores[base.name] - score) * 100, 2)
             if row["drop_vs_baseline"] > cfg.max_drop:
                 failed.append(
@@ -109,7 +111,11 @@ def check(
                     f"(gate.stage_max_drop.{stage} {stage_limit})"
                 )
         results[entry.name] = {**row, "passed": not failed}
-        failures += failed
+        if entry.role.spec.judged == "candidate":  # an extra option: missing the gate keeps it from shipping
+            if failed:
+                results[entry.name]["note"] = "candidate: not shipped; " + "; ".join(failed)
+        else:
+            failures += failed
     art.info.gate_results.update(results)
     return {"images": images, "results": results, "failed": "; ".join(failures) or None}
 
@@ -123,11 +129,12 @@ def ship(art: Artifact) -> dict | None:
     passed = [n for n, r in art.info.gate_results.items() if r["passed"]]
     if not passed:
         return None
-    rows = {r["artifact"]: r for r in art.info.results}
+    rows = ranking_rows(art)
     timed = [n for n in passed if n in rows]
     if timed:
         best = min(timed, key=lambda n: rows[n]["latency_ms"]["p50"])
-        return {"artifact": best, "rule": "the fastest (p50 at batch 1) of the artifacts that passed their gates"}
+        rule = f"the fastest (p50 at batch 1{_on(art)}) of the artifacts that passed their gates"
+        return {"artifact": best, "rule": rule}
     return {
         "artifact": passed[-1],
         "rule": "the last made (most compressed) of the artifacts that passed their gates; validate did not run",
@@ -140,8 +147,22 @@ def within_drop(base_top1: float, top1: float, limit: float) -> bool:
     return round((base_top1 - top1) * 100, 6) <= limit
 
 
+def ranking_rows(art: Artifact) -> dict[str, dict]:
+    """The validate row that ranks each artifact, by artifact name: its own row (PyTorch for torch models,
+    ONNX Runtime on the CPU for ONNX files), or its OpenVINO row when the target is openvino. Rows of
+    other runtimes (CUDA, TensorRT providers) inform, they do not decide."""
+    rows = {r["artifact"]: r for r in art.info.results if r.get("of", r["artifact"]) == r["artifact"]}
+    if art.info.target == "openvino":
+        rows.update({r["of"]: r for r in art.info.results if r.get("backend") == "openvino" and "of" in r})
+    return rows
+
+
+def _on(art: Artifact) -> str:
+    return " in OpenVINO" if art.info.target == "openvino" else ""
+
+
 def _ship_ungated(art: Artifact) -> dict | None:
-    rows = art.info.results
+    rows = list(ranking_rows(art).values())
     base = next((r for r in rows if r.get("role") == Role.BASELINE.value), None)
     limit = art.info.max_drop if art.info.max_drop is not None else DEFAULT_MAX_DROP
     if base is None:
@@ -151,9 +172,10 @@ def _ship_ungated(art: Artifact) -> dict | None:
         return None
     best = min(ok, key=lambda r: r["latency_ms"]["p50"])
     rule = (
-        f"the fastest (p50 at batch 1) deliverable within gate.max_drop ({limit:g} points) of the baseline; no gate ran"
+        f"the fastest (p50 at batch 1{_on(art)}) deliverable within gate.max_drop ({limit:g} points) of the "
+        "baseline; no gate ran"
     )
-    return {"artifact": best["artifact"], "rule": rule}
+    return {"artifact": best.get("of", best["artifact"]), "rule": rule}
 
 
-DELIVERABLES = {r.value for r, spec in ROLES.items() if spec.judged == "deliverable"}
+DELIVERABLES = {r.value for r, spec in ROLES.items() if spec.judged in SHIPPABLE}

@@ -121,6 +121,10 @@ def check_inputs(recipe: Recipe, model: nn.Module | None = None, data: Dataset |
     elif recipe.model.weights:
         read_state_dict(recipe.model.weights)
     distill.check_inputs(recipe.distill)
+    if recipe.target.platform == "openvino":
+        from edgekit.backends.openvino_cpu import require_openvino
+
+        require_openvino()
 
 
 def default_input_px(recipe: Recipe) -> int:
@@ -216,6 +220,9 @@ def _execute(recipe: Recipe, ctx: Context, art: Artifact, done: set[str]) -> Art
             if isinstance(exc, KeyboardInterrupt):
                 log.info(f"\ninterrupted in {stage.name}: continue with `edgekit run --resume {art.run_dir}`")
             raise
+        if isinstance(metrics.get("failed"), str):  # the stage's own accuracy check (quantize's int8 drop)
+            gate_failed = gate_failed or f"{stage.name}: {metrics['failed']}"
+            log.info(f"{stage.name} failed: {metrics['failed']}")
         if verdict:
             metrics["gate"] = verdict
             if verdict["failed"]:

@@ -20,7 +20,7 @@ from edgekit.data import DataConfig
 from edgekit.errors import EdgekitError
 from edgekit.gates import GateConfig
 from edgekit.quant.qat import QatConfig
-from edgekit.stages import build, distill, export, load, prune, quantize, train, validate
+from edgekit.stages import build, distill, export, load, prune, quantize, rewrite, train, validate
 from edgekit.target import TargetConfig
 
 
@@ -43,6 +43,7 @@ class Recipe:
     export: export.Config = field(default_factory=export.Config)
     quantize: quantize.Config = field(default_factory=quantize.Config)
     qat: QatConfig = field(default_factory=QatConfig)
+    rewrite: rewrite.Config = field(default_factory=rewrite.Config)
     build: build.Config = field(default_factory=build.Config)
     validate: validate.Config = field(default_factory=validate.Config)
     gate: GateConfig = field(default_factory=GateConfig)

@@ -35,6 +35,7 @@ def build(art: Artifact, status: str = "ok", error: str | None = None) -> dict:
         "env": env,
         "notes": transfer_notes(info.transfer)
         + notes(info.results)
+        + speedup_notes(info.results, info.ship)
         + jetson.warnings(env["jetson"] if isinstance(env["jetson"], dict) else None),
     }
 
@@ -82,6 +83,29 @@ def notes(rows: list[dict]) -> list[str]:
     return out
 
 
+def speedup_notes(rows: list[dict], ship: dict | None) -> list[str]:
+    """The deployment rewrite's candidates and the shipped file against the fp32 baseline, in each CPU
+    runtime that measured both: what the compression bought where it runs."""
+    out = []
+    shipped = ship["artifact"] if ship else None
+    named = [n for n in (Role.REWRITTEN_INT8_ONNX.spec.file, shipped) if n]
+    for backend in ("onnxruntime", "openvino"):
+        base = _row_of(rows, Role.BASELINE_ONNX, backend)
+        if not base:
+            continue
+        for name in dict.fromkeys(named):
+            r = next((r for r in rows if r.get("of") == name and r["backend"] == backend), None)
+            if r is None or r is base:
+                continue
+            what = "(shipped)" if name == shipped else "(a candidate, not shipped)"
+            out.append(
+                f"{name} {what} in {backend}: {base['latency_ms']['p50'] / r['latency_ms']['p50']:.2f}x the fp32 "
+                f"baseline's speed at batch 1 and {r['throughput_ips'] / base['throughput_ips']:.2f}x at batch 32, "
+                f"top-1 {(r['top1'] - base['top1']) * 100:+.2f} points"
+            )
+    return out
+
+
 def _row_of(rows: list[dict], role: Role, backend: str) -> dict | None:
     """The row of `role` measured on `backend` (a role has one row per backend it was run on)."""
     return next((r for r in rows if r.get("role") == role.value and r["backend"] == backend), None)
@@ -101,9 +125,7 @@ def gate_lines(report: dict) -> list[str]:
     for name, g in gates.items():
         vs_input = f"{g['drop_vs_input']:+.2f} ({g['input']})" if "drop_vs_input" in g else "-"
         vs_base = f"{g['drop_vs_baseline']:+.2f}" if "drop_vs_baseline" in g else "-"
-        out.append(
-            f"| {name} | {g['top1'] * 100:.2f}% | {vs_base} | {vs_input} | {'yes' if g['passed'] else '**no**'} |"
-        )
+        out.append(f"| {name} | {g['top1'] * 100:.2f}% | {vs_base} | {vs_input} | {_passed(g)} |")
     ship = report.get("ship")
     out += [
         "",
@@ -113,6 +135,12 @@ def gate_lines(report: dict) -> list[str]:
         "",
     ]
     return out
+
+
+def _passed(gate: dict) -> str:
+    if gate["passed"]:
+        return "yes"
+    return "no (a candidate: not shipped)" if "note" in gate else "**no**"
 
 
 def gpu_timing_lines(rows: list[dict]) -> list[str]:
@@ -141,6 +169,20 @@ def gpu_timing_lines(rows: list[dict]) -> list[str]:
     return out + [""]
 
 
+def peak_lines(report: dict) -> list[str]:
+    """The machine's measured multiply-accumulate limit that the table's "% of peak" divides by."""
+    validate = next((s for s in report["stages"] if s["name"] == "validate"), None)
+    peak = validate["metrics"].get("peak_gmacs") if validate else None
+    if not peak:
+        return []
+    return [
+        f"GMAC/s = MACs x img/s at batch 32; % of peak = that over this machine's measured peak, fp32 "
+        f"{peak['fp32']:,.1f} / int8 {peak['int8']:,.1f} GMAC/s ({peak['how']}). int8 kernels: integer "
+        "convolutions and matrix products of all of them in the runtime's optimized graph.",
+        "",
+    ]
+
+
 def markdown(report: dict) -> str:
     env = report["env"]
     lines = [f"# edgekit run: {report['model']} on {report['data']['name'] if report['data'] else '?'}", ""]
@@ -149,9 +191,11 @@ def markdown(report: dict) -> str:
         lines += [
             f"Latency at batch 1 and throughput at batch 32 on {env['cpu']} ({env.get('cpu_features', '?')}), "
             f"{env['threads']} threads "
-            f"(PyTorch {env['torch']}, ONNX Runtime {env['onnxruntime']}). Δ top-1 in points vs the baseline.",
+            f"(PyTorch {env['torch']}, ONNX Runtime {env['onnxruntime']}, OpenVINO {env.get('openvino', '?')}). "
+            "Δ top-1 in points vs the baseline.",
             "",
         ]
+        lines += peak_lines(report)
         lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
         lines.append("")

@@ -18,6 +18,9 @@ COLUMNS = [
     "p90 ms",
     "p99 ms",
     "img/s @32",
+    "GMAC/s",
+    "% of peak",
+    "int8 kernels",
 ]
 
 
@@ -28,6 +31,13 @@ def baseline_row(rows: list[dict]) -> dict | None:
 
 def _fmt_count(n: int) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}K"
+
+
+def _kernels(r: dict) -> str:
+    """Integer convolution/matrix kernels of all such kernels the runtime runs ("45/49"), "-" for rows
+    without a graph to inspect (PyTorch, GPU providers)."""
+    k = r.get("kernels")
+    return f"{k['int8']}/{k['int8'] + k['float']}" if k else "-"
 
 
 def table_rows(report: dict) -> list[list[str]]:
@@ -54,6 +64,9 @@ def table_rows(report: dict) -> list[list[str]]:
                 f"{r['latency_ms']['p90']:.3f}",
                 f"{r['latency_ms']['p99']:.3f}",
                 f"{r['throughput_ips']:,.0f}",
+                f"{r['gmacs']:.1f}" if "gmacs" in r else "-",
+                f"{100 * r['peak_share']:.0f}%" if "peak_share" in r else "-",
+                _kernels(r),
             ]
         )
     return out

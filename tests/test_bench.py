@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import subprocess
@@ -190,5 +191,10 @@ def test_resolution_bench_reports_the_recipes_cpu_latency(tmp_path):
         assert math.isfinite(r["latency_ms_p50"]) and r["latency_ms_p50"] > 0 and r["throughput_ips"] > 0
     assert rows["model.onnx"]["macs"] < rows["baseline.onnx"]["macs"]  # pruned 0.3
     assert rows["model.int8.onnx"]["precision"] == "int8"
+    assert 0 < rows["model.int8.onnx"]["peak_share"] < 2 and rows["model.int8.onnx"]["int8_kernels"] is not None
+    assert int(rows["model.int8.onnx"]["int8_kernels"].split("/")[0]) > 0
+    if importlib.util.find_spec("openvino"):  # the set-up installs it; both CPU runtimes time every file
+        assert {"model.onnx (openvino)", "model.int8.onnx (openvino)"} <= set(rows)
     table_md = (out / "RESOLUTION.md").read_text()
-    assert "| model.int8.onnx | int8 |" in table_md and "CPU features" in table_md
+    assert "| model.int8.onnx | onnxruntime | int8 |" in table_md and "CPU features" in table_md
+    assert "Measured peak: fp32" in table_md

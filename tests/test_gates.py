@@ -137,3 +137,33 @@ def test_stage_limits_name_registered_stages():
         GateConfig(stage_max_drop={"quantise": 1.0})
     with pytest.raises(EdgekitError, match="give a drop in points >= 0"):
         GateConfig(stage_max_drop={"quantize": -1})
+
+
+def _row(artifact: str, p50: float, role: Role, backend: str, top1: float = 0.9, of: str | None = None) -> dict:
+    return {
+        "artifact": artifact,
+        "of": of or artifact,
+        "role": role.value,
+        "backend": backend,
+        "top1": top1,
+        "latency_ms": {"p50": p50},
+    }
+
+
+def test_an_openvino_target_ships_by_the_openvino_rows_and_other_runtimes_never_ship():
+    art = artifact(Role.BASELINE)
+    art.info.results = [
+        _row("baseline", 5.0, Role.BASELINE, "torch"),
+        _row("model.onnx", 1.0, Role.ONNX, "onnxruntime"),
+        _row("model.int8.onnx", 1.2, Role.INT8_ONNX, "onnxruntime"),
+        _row("model.onnx (openvino)", 0.9, Role.ONNX, "openvino", of="model.onnx"),
+        _row("model.int8.onnx (openvino)", 0.6, Role.INT8_ONNX, "openvino", of="model.int8.onnx"),
+        _row("model.int8.onnx (onnxruntime-cuda)", 0.05, Role.INT8_ONNX, "onnxruntime-cuda", of="model.int8.onnx"),
+    ]
+    # ONNX Runtime's rows decide on the cpu target; the CUDA provider's faster row is not a CPU file's speed.
+    assert gates.ship(art)["artifact"] == "model.onnx"
+    art.info.target = "openvino"
+    shipped = gates.ship(art)
+    assert shipped["artifact"] == "model.int8.onnx" and "in OpenVINO" in shipped["rule"]
+    art.info.gate_results = {"model.onnx": {"passed": True}, "model.int8.onnx": {"passed": True}}
+    assert gates.ship(art)["artifact"] == "model.int8.onnx"  # gated: the same ranking rows

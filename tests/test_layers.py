@@ -23,7 +23,7 @@ LAYERS = {
         "__main__",
     ),
     STAGE: ("stages",),
-    LIBRARY: ("export", "pruning", "quant", "distill", "training", "backends", "data", "zoo", "envinfo"),
+    LIBRARY: ("export", "pruning", "quant", "distill", "training", "backends", "data", "zoo", "envinfo", "rewrite"),
     GROUND: (
         "__init__",
         "artifact",

@@ -278,3 +278,50 @@ def test_mixed_precision_rescues_an_unbalanced_block(slice_data, tmp_path):
     assert r["steps"][1]["added"] == touched[1]  # conv2: reads the unbalanced tensor
     assert r["steps"][1]["logit_mse"] < held.mse(plain) / 10
     assert r["drop_after"] <= r["drop_before"] and (tmp_path / "mixed.onnx").is_file()
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy"])
+def test_calibration_in_chunks_matches_one_pass(method, slice_data, tmp_path, monkeypatch):
+    """Calibration reads its images in chunks so the histogram calibrators' memory stays bounded at
+    224 px; the ranges must be those of one pass over all images (minmax exactly, entropy within the
+    histogram's rebinning)."""
+    from edgekit.export.onnx_file import save_onnx, to_onnx
+    from edgekit.quant import ptq
+
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.onnx"
+    save_onnx(to_onnx(Tiny().eval(), SIZE, 17, simplify=False), path)
+    images = np.random.default_rng(0).standard_normal((100, *SIZE)).astype(np.float32)
+    cfg = ptq.PtqSettings(calibration=method, calib_batch=10)
+
+    def ranges(chunk: int) -> dict[str, np.ndarray]:
+        monkeypatch.setattr(ptq, "CALIB_CHUNK", chunk)
+        scratch = tmp_path / f"scratch{chunk}"
+        scratch.mkdir()
+        _, data = ptq.calibrate(path, images, cfg, scratch, ptq.CPU_OP_TYPES)
+        return {k: np.asarray(v.range_value, dtype=np.float64) for k, v in data.items()}
+
+    whole, chunked = ranges(10_000), ranges(20)
+    assert whole.keys() == chunked.keys() and len(whole) >= 4
+    for name in whole:
+        if method == "minmax":
+            np.testing.assert_array_equal(whole[name], chunked[name], err_msg=name)
+        else:
+            np.testing.assert_allclose(whole[name], chunked[name], rtol=0.05, atol=0.02, err_msg=name)
+
+
+def test_unmet_max_drop_fails_the_stage(outlier_model, fmnist_slice, tmp_path):
+    """Two harmful layers and room to keep one in float: the int8 drop stays above gate.max_drop, and the
+    stage says so as a failure (the pipeline turns it into exit code 1), not as a printed line."""
+    model = Tiny()
+    model.load_state_dict(outlier_model.state_dict())
+    with torch.no_grad():  # conv2's channel 0 dead as well, and fc's weights reading it made outliers
+        model.conv2.weight[0] = 0
+        model.conv2.bias[0] = -1
+        model.fc.weight.view(10, 32, 7, 7)[:, 0] = 1000 * model.fc.weight.abs().max()
+    art, ctx = _artifact(model.eval(), tmp_path, fmnist_slice, **{"gate.max_drop": 0.5, "qat.mode": "off"})
+    export.run(art, export.Config(parity_images=64, parity_atol=1e-2), ctx)
+    cfg = quantize.Config(enabled=True, calib_images=64, sensitivity_images=500, max_float_layers=1)
+    m = quantize.run(art, cfg, ctx)
+    assert not m["met_max_drop"] and m["final_drop"] > 0.5
+    assert m["failed"].startswith("model.int8.onnx: held-out top-1 drop") and "gate.max_drop=0.5" in m["failed"]

@@ -72,6 +72,7 @@ def test_kill_during_distillation_then_resume_finishes_like_an_uninterrupted_run
         "distill",
         "export",
         "quantize",
+        "rewrite",
         "build",
         "validate",
     ]
@@ -142,7 +143,7 @@ def test_a_failed_gate_stops_later_stages_and_names_what_to_ship(tmp_path, capsy
     assert rc == 1 and report["status"] == "failed accuracy gate"
     assert stages["export"]["failed"].startswith("accuracy gate: model.onnx is")
     assert "baseline.onnx" not in stages["export"]["gate"]["results"]  # the baseline in ONNX is not judged
-    assert all("failed its accuracy gate" in stages[s]["skipped"] for s in ("quantize", "build", "validate"))
+    assert all("failed its accuracy gate" in stages[s]["skipped"] for s in ("quantize", "rewrite", "build", "validate"))
     assert report["ship"] is None  # nothing passed
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress lines, one error line
     assert last.startswith("error: accuracy gate failed in export: model.onnx is") and "no artifact passed" in last

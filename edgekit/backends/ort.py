@@ -84,5 +84,38 @@ class OrtRunner:
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: x})[0]
 
+    def kernels(self) -> dict[str, int]:
+        """What ONNX Runtime runs after its graph rewrites (the optimized graph it would save): the
+        convolutions and matrix products as integer kernels (QLinearConv, QGemm, ...) or in float, and the
+        Quantize/DequantizeLinear nodes left, each a float island's edge. The int8 file's proof that its
+        weights run as int8, not dequantized back to float."""
+        return kernel_counts(self.path, self.threads)
+
     def metadata(self) -> dict[str, str]:
         return dict(self.session.get_modelmeta().custom_metadata_map)
+
+
+INTEGER_KERNELS = {"QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger", "MatMulIntegerToFloat", "QGemm"}
+FLOAT_KERNELS = {"Conv", "FusedConv", "ConvTranspose", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"}
+
+
+def kernel_counts(path: str | Path, threads: int = 1) -> dict[str, int]:
+    """Integer and float convolution/matrix kernels, and Q/DQ nodes left, in ONNX Runtime's optimized
+    graph of `path` on this machine's CPU provider (see OrtRunner.kernels)."""
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or 1
+    opts.log_severity_level = 3  # ORT warns that a saved NCHWc graph is machine-specific: it is only read here
+    with tempfile.TemporaryDirectory() as tmp:
+        opts.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        ops = [node.op_type for node in onnx.load(opts.optimized_model_filepath).graph.node]
+    return {
+        "int8": sum(op in INTEGER_KERNELS for op in ops),
+        "float": sum(op in FLOAT_KERNELS for op in ops),
+        "quantize_dequantize": sum(op in ("QuantizeLinear", "DequantizeLinear") for op in ops),
+    }

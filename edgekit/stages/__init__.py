@@ -3,11 +3,12 @@ STAGES by its own module (edgekit.stages.base describes the contract). The order
 
 from __future__ import annotations
 
-from edgekit.stages import build, distill, export, load, prune, quantize, train, validate  # noqa: F401  (registration)
+from edgekit.stages import build, distill, export, load, prune, quantize, rewrite, train, validate  # noqa: F401  (registration)
 from edgekit.stages.base import STAGES, Stage
 
 ORDER: list[Stage] = [
-    STAGES.get(name) for name in ("load", "train", "prune", "distill", "export", "quantize", "build", "validate")
+    STAGES.get(name)
+    for name in ("load", "train", "prune", "distill", "export", "quantize", "rewrite", "build", "validate")
 ]
 
 __all__ = ["ORDER", "STAGES", "Stage"]

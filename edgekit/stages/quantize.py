@@ -82,7 +82,7 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
     order = train_order(ctx, cfg)
     images = order.calibration()
     dst = ctx.run_dir / Role.INT8_ONNX.spec.file
-    ptq = settings(cfg, target)
+    ptq = settings(cfg, ctx.recipe.target.int8_form)
     metrics = {"calibration": cfg.calibration, "calib_images": len(images), "calib_split": "train", "target": target}
     with Quantizer(src.path, images, ptq, ctx.run_dir) as q:
         q.quantize(dst)
@@ -176,10 +176,11 @@ def _check_drop(
     if chosen["kind"] == "mixed":
         assert mixed is not None
         out["float_layers"] = mixed["float_layers"]
-    if not out["met_max_drop"]:
-        log.info(
-            f"quantize: held-out top-1 drop {chosen['drop']:.2f} points is above gate.max_drop={limit}: "
-            "try calibration=entropy/percentile, more calib_images, a larger max_float_layers or qat.mode=on"
+    if not out["met_max_drop"]:  # a failed stage (exit 1, later stages skipped unless --keep-going), not a line
+        out["failed"] = (
+            f"{dst.name}: held-out top-1 drop {chosen['drop']:.2f} points is above gate.max_drop={limit} after the "
+            f"{chosen['kind']} repair; try calibration=entropy/percentile, more calib_images, a larger "
+            "max_float_layers, qat.mode=on, or ship the fp32 model.onnx"
         )
     return out
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from edgekit.artifact import Artifact, ModelEntry, Role
 from edgekit.backends import Runner, evaluate, measure_interleaved, throughput_of
 from edgekit.backends.gpu_timing import GpuModel
+from edgekit.backends.peak import achieved, gemm_peak
 from edgekit.backends.select import runner_for
 from edgekit.backends.torch_cpu import torch_threads
 from edgekit.config import ranged
@@ -25,6 +26,8 @@ from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
 
 log = logging.getLogger(__name__)
+CPU_BACKENDS = ("torch", "onnxruntime", "openvino")
+PEAK_HOW = "ONNX Runtime GEMM 256x1024x1024 (MatMul fp32, MatMulInteger u8s8), best run, validate's threads"
 
 
 @dataclass
@@ -32,13 +35,15 @@ class Config:
     """`threads`: intra-op CPU threads for every runner (0 = all cores). One by default: edge
     deployments often pin inference to one core, and on a 2-core machine two threads made timings
     bimodal (0.3 vs 0.7 ms for the same model) whenever anything else woke up; one thread left a core
-    for that noise and gave repeatable figures. Latency at batch 1: `warmup_s` of
-    warm-up, then at least `min_runs` runs and `min_seconds` per model, timed in `rounds` slices that
-    alternate between the models so drift does not favour one. Throughput at `batch`. `val_images`:
-    limit the accuracy set (0 = the whole validation split). `gpu`: auto adds PyTorch-on-CUDA rows
-    when a GPU is visible, and ONNX Runtime CUDA (and, for a TensorRT target, TensorRT) provider rows
-    when the installed onnxruntime has them; `torch_compile` adds torch.compile rows; `cuda_graph` replays GPU rows'
-    inference from a CUDA graph in their GPU timing."""
+    for that noise and gave repeatable figures. Latency at batch 1: `warmup_s` of warm-up, then at
+    least `min_runs` runs and `min_seconds` per model, timed in `rounds` slices that alternate between
+    the models so drift does not favour one. Throughput at `batch`: at least one batch per round and
+    `min_seconds` per model. `val_images`: limit the accuracy set (0 = the whole validation split).
+    `gpu`: auto adds PyTorch-on-CUDA rows when a GPU is visible, and ONNX Runtime CUDA (and, for a
+    TensorRT target, TensorRT) provider rows when the installed onnxruntime has them; `openvino`: auto
+    adds OpenVINO CPU rows for every ONNX file when OpenVINO is installed (always, for target.platform
+    openvino); `torch_compile` adds torch.compile rows; `cuda_graph` replays GPU rows' inference from a
+    CUDA graph in their GPU timing."""
 
     threads: int = ranged(1, 0, 1024)
     batch: int = ranged(32, 1, 4096)
@@ -48,6 +53,7 @@ class Config:
     rounds: int = ranged(5, 1, 100)
     val_images: int = ranged(0, 0, 10_000_000)
     gpu: Literal["auto", "off"] = "auto"
+    openvino: Literal["auto", "off"] = "auto"
     torch_compile: bool = False
     cuda_graph: bool = False
 
@@ -71,6 +77,17 @@ def ort_gpu_entries(art: Artifact, cfg: Config, threads: int, tensorrt_target: b
             runner = OrtRunner(entry.path, threads, kind)
             out.append((dataclasses.replace(entry, name=f"{entry.name} ({runner.backend})"), runner))
     return out
+
+
+def openvino_entries(art: Artifact, cfg: Config, threads: int, target: str) -> list[tuple[ModelEntry, Runner]]:
+    """The run's ONNX files again in OpenVINO's CPU plugin: when it is installed (openvino=auto), and
+    always for an openvino target (its rows decide what ships)."""
+    from edgekit.backends.openvino_cpu import BACKEND, OpenVinoRunner, available
+
+    if target != "openvino" and (cfg.openvino == "off" or not available()):
+        return []
+    onnx_files = [e for e in art.entries.values() if e.format == "onnx"]
+    return [(dataclasses.replace(e, name=f"{e.name} ({BACKEND})"), OpenVinoRunner(e.path, threads)) for e in onnx_files]
 
 
 def cuda_entries(art: Artifact, cfg: Config, input_size) -> list[tuple[ModelEntry, Runner]]:
@@ -102,11 +119,17 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
 def _validate(art: Artifact, cfg: Config, ctx: Context, threads: int) -> dict:
     images, labels = val_arrays(ctx.data, cfg.val_images)
     n = len(images)
+    own = [(e, runner_for(e, threads)) for e in art.entries.values()]
     pairs: list[tuple[ModelEntry, Runner]] = (
-        [(e, runner_for(e, threads)) for e in art.entries.values()]
+        own
+        + openvino_entries(art, cfg, threads, ctx.recipe.target.platform)
         + cuda_entries(art, cfg, ctx.data.input_size)
         + ort_gpu_entries(art, cfg, threads, ctx.recipe.target.tensorrt)
     )
+    # Each row names the artifact it measures ("model.int8.onnx (openvino)" measures model.int8.onnx):
+    # the other runtimes' rows keep their artifact's file.
+    by_path = {e.path: e.name for e in art.entries.values()}
+    of = [by_path.get(e.path, e.name) for e, _ in pairs]
     entries, runners = [p[0] for p in pairs], [p[1] for p in pairs]
     accs = [evaluate(r, images, labels, label=f"validate {e.name}") for e, r in pairs]
 
@@ -123,13 +146,17 @@ def _validate(art: Artifact, cfg: Config, ctx: Context, threads: int) -> dict:
         )
 
     latencies = timed(1, cfg.min_runs, "latency @1")
-    batch_times = timed(cfg.batch, 20, f"throughput @{cfg.batch}")
+    # At least one batch per round, else `min_seconds` decides: a fixed 20 batches of 32 took a torch row
+    # at 224 px (7 img/s on one core) 90 s each, and the median of five is as stable for a run that long.
+    batch_times = timed(cfg.batch, cfg.rounds, f"throughput @{cfg.batch}")
+    peak = gemm_peak(threads)
     rows: list[dict[str, Any]] = []
-    for entry, runner, acc, lat, bt in zip(entries, runners, accs, latencies, batch_times, strict=True):
+    for entry, name, runner, acc, lat, bt in zip(entries, of, runners, accs, latencies, batch_times, strict=True):
         latency, throughput = latency_stats(lat), throughput_of(bt, cfg.batch)
         rows.append(
             {
                 "artifact": entry.name,
+                "of": name,
                 "role": entry.role.value,
                 "source": entry.source.value if entry.source else None,
                 "format": entry.format,
@@ -146,6 +173,13 @@ def _validate(art: Artifact, cfg: Config, ctx: Context, threads: int) -> dict:
                 "throughput_ips": throughput,
             }
         )
+        if runner.backend in CPU_BACKENDS and entry.macs:  # share of the measured GEMM limit, at batch cfg.batch
+            gmacs = achieved(entry.macs, throughput)
+            limit = peak["int8" if entry.precision == "int8" else "fp32"]
+            rows[-1].update({"gmacs": round(gmacs, 2), "peak_share": round(gmacs / limit, 4)})
+        kernels = getattr(runner, "kernels", None)
+        if kernels is not None and runner.backend in ("onnxruntime", "openvino"):  # the kernels the CPU really runs
+            rows[-1]["kernels"] = kernels()
         if isinstance(runner, GpuModel):  # a GPU row: trtexec-style figures at batch 1 and the throughput batch
             rows[-1]["gpu_timing"] = [
                 runner.profile(b, warmup_s=cfg.warmup_s, min_s=cfg.min_seconds, cuda_graph=cfg.cuda_graph)
@@ -158,7 +192,13 @@ def _validate(art: Artifact, cfg: Config, ctx: Context, threads: int) -> dict:
         )
     art.info.results = rows
     art.info.threads = threads
-    return {"threads": threads, "val_images": n, "batch": cfg.batch, "rounds": cfg.rounds}
+    return {
+        "threads": threads,
+        "val_images": n,
+        "batch": cfg.batch,
+        "rounds": cfg.rounds,
+        "peak_gmacs": {"fp32": peak["fp32"], "int8": peak["int8"], "how": PEAK_HOW},
+    }
 
 
 STAGE = register(Stage(name="validate", section="validate", config=Config, run=run, consumes=tuple(Role)))
