@@ -9,13 +9,18 @@ import pytest
 import torch
 
 import edgekit
-from edgekit.backends.ort import OrtRunner
+from edgekit.backends.ort import OrtRunner, kernel_counts
 from edgekit.export import to_onnx
 from edgekit.metrics import count_params
 from edgekit.quant.ptq import PtqSettings
 from edgekit.stages.prune import Config as PruneConfig, prune_model
 from edgekit.stages.quantize import quantize_onnx
-from zoo_helpers import narrow_width, randomize_norms
+from zoo_helpers import narrow_width, randomize_norms, weights_not_int8
+
+# Largest int8-vs-fp32 logit difference, as a share of the largest fp32 logit, on random inputs drawn like
+# the calibration images (per-channel weights, minmax ranges). Every zoo model passes it; a broken int8
+# file (a wrong scale, a channel mix-up, a dropped bias) differs by about the logits' whole scale.
+INT8_ERROR = 0.25
 
 
 @pytest.mark.parametrize("name", edgekit.list_models())
@@ -48,3 +53,10 @@ def test_prune_export_int8(name, tmp_path):
     assert any(n.op_type == "QuantizeLinear" for n in q.graph.node)
     out = OrtRunner(tmp_path / "q.onnx", 1).run(x.numpy())
     assert out.shape == (4, 10) and np.isfinite(out).all()
+    # Every weight int8, every convolution and matrix product an integer kernel in ONNX Runtime's
+    # optimized graph, and the int8 logits close to their fp32 source's (relative to the logits' scale).
+    assert weights_not_int8(q) == []
+    counts = kernel_counts(tmp_path / "q.onnx", 1)
+    assert counts["float"] == 0 and counts["int8"] > 0, counts
+    error = np.abs(out - got).max() / np.abs(got).max()
+    assert error < INT8_ERROR, f"int8 logits differ from fp32 by {error:.3f} of their scale"

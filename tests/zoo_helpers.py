@@ -25,3 +25,20 @@ def randomize_norms(model: torch.nn.Module) -> None:
             m.bias.data.uniform_(-0.2, 0.2)
         elif isinstance(m, torch.nn.Linear):
             torch.nn.init.normal_(m.weight, 0, (1 / m.in_features) ** 0.5)
+
+
+def weights_not_int8(proto) -> list[str]:
+    """Conv/Gemm/MatMul nodes of an int8 Q/DQ file whose weight is not an int8 initializer feeding a
+    DequantizeLinear (an empty list: every weight is stored and fed as int8)."""
+    import onnx
+
+    inits = {i.name: i for i in proto.graph.initializer}
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    bad = []
+    for node in proto.graph.node:
+        if node.op_type not in ("Conv", "Gemm", "MatMul") or node.input[1] not in producers | inits:
+            continue
+        dq = producers.get(node.input[1])
+        if dq is None or dq.op_type != "DequantizeLinear" or inits[dq.input[0]].data_type != onnx.TensorProto.INT8:
+            bad.append(node.name)
+    return bad

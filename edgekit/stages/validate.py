@@ -14,7 +14,7 @@ from typing import Any, Literal
 from edgekit.artifact import Artifact, ModelEntry, Role
 from edgekit.backends import Runner, evaluate, measure_interleaved, throughput_of
 from edgekit.backends.gpu_timing import GpuModel
-from edgekit.backends.peak import achieved, gemm_peak
+from edgekit.backends.peak import PEAK_HOW, achieved, gemm_peak
 from edgekit.backends.select import runner_for
 from edgekit.backends.torch_cpu import torch_threads
 from edgekit.config import ranged
@@ -27,7 +27,6 @@ from edgekit.stages.context import Context
 
 log = logging.getLogger(__name__)
 CPU_BACKENDS = ("torch", "onnxruntime", "openvino")
-PEAK_HOW = "ONNX Runtime GEMM 256x1024x1024 (MatMul fp32, MatMulInteger u8s8), best run, validate's threads"
 
 
 @dataclass
