@@ -30,6 +30,10 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_RECIPE = REPO / "recipes" / "efficientnet_lite0_fashion_mnist_224px.yaml"
 QUICK = {"data.train_limit": 256, "validate.val_images": 128, "validate.min_seconds": 0.5, "validate.rounds": 2}
 SPEED_RECIPE = REPO / "recipes" / "speed_224px.yaml"
+SPEED_NOTE = (
+    "Speed only: the weights trained one epoch on 512 images, so top-1 means nothing here; latency and "
+    "throughput do not depend on the weights' values."
+)
 # MobileNet-class models at 224 px and ResNet18 at 160 px: speed figures (the recipe trains for minutes).
 SPEED_ROWS = [("mobilenet_v3_large", 224), ("efficientnet_b0", 224), ("ghostnet", 224), ("resnet18", 160)]
 
@@ -73,6 +77,7 @@ def markdown(name: str, res: dict) -> str:
         "",
         res["setup"],
         "",
+        *([SPEED_NOTE, ""] if res.get("recipe", "").endswith(SPEED_RECIPE.name) else []),
         *([f"Status: {res['status']}", ""] if res.get("status", "ok") != "ok" else []),
         *([f"Measured peak: {res['peak']}", ""] if res.get("peak") else []),
         "| artifact | runtime | precision | params | MACs | size MB | top-1 | p50 ms @1 | img/s @32 | GMAC/s "

@@ -67,6 +67,7 @@ def format_text(info: dict) -> str:
     lines += [
         f"cpu: {info['cpu']}, {info['cpu_cores']} cores usable of {info['cpu_cores_total']}",
         f"cpu features: {info['cpu_features']}",
+        *(f"cpu {kind} path: {what}" for kind, what in envinfo.simd_paths(info["cpu_features"]).items()),
         f"os: {info['os']} ({info['platform']})",
     ]
     jet = info["jetson"]

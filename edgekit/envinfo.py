@@ -72,6 +72,34 @@ def cpu_features(root: str | Path = "/") -> str:
     return " ".join(found) if found else "none of the SIMD features edgekit lists"
 
 
+# The best multiply-accumulate instruction path for each precision, first match wins (x86, then ARM).
+FP32_PATHS = (
+    ("avx512f", "AVX-512 FMA (16 fp32 lanes)"),
+    ("fma", "AVX2 FMA (8 fp32 lanes)"),
+    ("avx", "AVX without FMA"),
+    ("asimd", "NEON FMA (4 fp32 lanes)"),
+)
+INT8_PATHS = (
+    ("amx_int8", "AMX-INT8 tiles"),
+    ("avx512_vnni", "AVX-512 VNNI (vpdpbusd, u8 x s8 into int32)"),
+    ("avx_vnni", "AVX-VNNI (vpdpbusd on 256-bit)"),
+    ("avx2", "AVX2 without VNNI (vpmaddubsw: u8 x s8 pairs saturate at int16)"),
+    ("i8mm", "ARM i8mm (smmla)"),
+    ("asimddp", "ARM dot product (sdot/udot)"),
+)
+
+
+def simd_paths(features: str) -> dict[str, str]:
+    """{"fp32": ..., "int8": ...}: the instruction path each precision's kernels take on this CPU, from
+    cpu_features(). What decides the int8/fp32 speed ratio more than anything a model does."""
+    have = set(features.split())
+
+    def best(paths: tuple[tuple[str, str], ...]) -> str:
+        return next((what for flag, what in paths if flag in have), "scalar or unknown")
+
+    return {"fp32": best(FP32_PATHS), "int8": best(INT8_PATHS)}
+
+
 def os_name(root: str | Path = "/") -> str:
     m = re.search(r'^PRETTY_NAME="?([^"\n]*)"?', _read(root, "/etc/os-release"), re.MULTILINE)
     return m[1] if m else platform.system()

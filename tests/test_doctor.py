@@ -284,3 +284,20 @@ def test_cpu_features_are_the_int8_and_fp32_kernel_features(tmp_path, cpuinfo, f
     (tmp_path / "proc").mkdir()
     (tmp_path / "proc/cpuinfo").write_text(cpuinfo)
     assert envinfo.cpu_features(tmp_path) == features
+
+
+@pytest.mark.parametrize(
+    "features, fp32, int8",
+    [
+        ("avx avx2 fma f16c", "AVX2 FMA", "AVX2 without VNNI"),
+        ("avx avx2 fma avx512f avx512bw avx512_vnni", "AVX-512 FMA", "AVX-512 VNNI"),
+        ("avx avx2 fma avx_vnni", "AVX2 FMA", "AVX-VNNI"),
+        ("avx avx2 fma avx512f avx512_vnni amx_int8", "AVX-512 FMA", "AMX-INT8"),
+        ("asimd asimddp", "NEON FMA", "ARM dot product"),
+        ("asimd asimddp i8mm", "NEON FMA", "ARM i8mm"),
+        ("none of the SIMD features edgekit lists", "scalar or unknown", "scalar or unknown"),
+    ],
+)
+def test_simd_paths_name_the_fp32_and_int8_instruction_path(features, fp32, int8):
+    paths = envinfo.simd_paths(features)
+    assert paths["fp32"].startswith(fp32) and paths["int8"].startswith(int8)
