@@ -71,13 +71,15 @@ def test_a_candidate_that_misses_the_gate_does_not_fail_the_run(tmp_path):
     assert result["passed"] is False and "not shipped" in result["note"]
 
 
-def test_rewrite_stage_makes_int8_files_without_float_islands(tmp_path):
+def test_rewrite_stage_makes_int8_files_without_float_islands(tmp_path, capsys):
     """An --int8 run of MobileNetV3 gains rewritten.onnx and rewritten.int8.onnx with their own rows;
     the rewritten int8 graph has no HardSwish or SE gate left and runs every convolution as an integer
     kernel in ONNX Runtime's optimized graph (model.int8.onnx keeps its HardSwish in float)."""
     over = {**FAST_SETS, "train.epochs": 1, "distill.epochs": 1, "rewrite.epochs": 1, "data.train_limit": 600}
+    over["train.cache"] = "false"  # train here, so the up-front estimate is logged
     args = ["compress", "mobilenet_v3", "--prune", "0.3", "--int8", "--output", str(tmp_path), *sets(over)]
     assert main(args) == 0
+    assert "rewrite about" in capsys.readouterr().out  # the up-front estimate counts the rewrite's epochs
     run = next(p for p in tmp_path.iterdir() if p.is_dir())
     report = json.loads((run / "report.json").read_text())
     stage = next(s for s in report["stages"] if s["name"] == "rewrite")

@@ -57,7 +57,7 @@ def _conv(int8: bool):
     shape = [n, c, side, side]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)
-    pads = {"pads": [1, 1, 1, 1]}
+    pads = [1, 1, 1, 1]
     if int8:
         inits = [
             numpy_helper.from_array(rng.integers(-127, 128, (c, c, 3, 3), dtype=np.int8), "wq"),
@@ -70,13 +70,13 @@ def _conv(int8: bool):
             helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
             helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], axis=0),
-            helper.make_node("Conv", ["xd", "wd"], ["c"], **pads),
+            helper.make_node("Conv", ["xd", "wd"], ["c"], pads=pads),
             helper.make_node("QuantizeLinear", ["c", "s", "z"], ["cq"]),
             helper.make_node("DequantizeLinear", ["cq", "s", "z"], ["y"]),
         ]
     else:
         inits = [numpy_helper.from_array(rng.standard_normal((c, c, 3, 3)).astype(np.float32), "w")]
-        nodes = [helper.make_node("Conv", ["x", "w"], ["y"], **pads)]
+        nodes = [helper.make_node("Conv", ["x", "w"], ["y"], pads=pads)]
     graph = helper.make_graph(nodes, "peak", [x], [y], initializer=inits)
     feed = rng.standard_normal(shape).astype(np.float32)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), feed, n * c * c * 9 * side * side

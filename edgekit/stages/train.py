@@ -19,6 +19,7 @@ from edgekit.config import as_dict, ranged
 from edgekit.fileio import atomic_write_json
 from edgekit.paths import cache_root
 from edgekit.progress import fmt_seconds
+from edgekit.rewrite import applies_to
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
 from edgekit.training import OptimConfig, fit, measured_rate
@@ -118,19 +119,25 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
 
 
 def _log_estimate(model, cfg: Config, ctx: Context, loss_fn) -> None:
-    """Before training starts: how long training and distillation will take, from measured steps."""
+    """Before training starts: how long training, distillation and the deployment rewrite's distillation
+    will take, from measured steps."""
     rate = measured_rate(model, ctx.data, cfg, loss_fn)
     n = len(ctx.data.train)
     train_s = cfg.epochs * n / rate
     # Distillation runs the smaller pruned student plus the teacher's forward pass: about one baseline step.
-    distill = ctx.recipe.distill
-    pruned = any((ctx.recipe.prune.ratio, ctx.recipe.prune.target_macs, ctx.recipe.prune.target_latency_ms))
-    distill_s = distill.epochs * n / rate if pruned and distill.epochs else 0.0
+    recipe = ctx.recipe
+    pruned = any((recipe.prune.ratio, recipe.prune.target_macs, recipe.prune.target_latency_ms))
+    distill_s = recipe.distill.epochs * n / rate if pruned and recipe.distill.epochs else 0.0
+    rw = recipe.rewrite
+    rewrites = rw.mode == "on" or (rw.mode == "auto" and recipe.quantize.enabled and applies_to(model, rw.drop_se))
+    rewrite_s = rw.epochs * n / rate if rewrites else 0.0
+    extra = "".join(
+        f", {name} about {fmt_seconds(sec)}" for name, sec in (("distill", distill_s), ("rewrite", rewrite_s)) if sec
+    )
+    total = f", training in all about {fmt_seconds(train_s + distill_s + rewrite_s)}" if extra else ""
     log.info(
-        "estimate: train about %s (%d epochs x %s images at %s img/s, measured)%s",
-        fmt_seconds(train_s), cfg.epochs, f"{n:,}", f"{rate:,.0f}",
-        f", distill about {fmt_seconds(distill_s)}, training in all about {fmt_seconds(train_s + distill_s)}"
-        if distill_s else "",
+        "estimate: train about %s (%d epochs x %s images at %s img/s, measured)%s%s",
+        fmt_seconds(train_s), cfg.epochs, f"{n:,}", f"{rate:,.0f}", extra, total,
     )  # fmt: skip
 
 
