@@ -48,13 +48,15 @@ test: setup browser lint
 	$(PY) -m pytest -q
 
 # The comparison benchmark (bench/README.md): edgekit vs Torch-Pruning, ORT quantize_static and NNCF,
-# the mixed-precision rescue, and CPU latency of the 224-px recipe.
-# Long: about an hour on 2 cores. BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--quick".
+# the mixed-precision rescue, CPU latency of the 224-px recipe, and the speed rows (MobileNet-class models
+# at 224 px, ResNet18 at 160 px, both CPU runtimes: bench/resolution.py --speed).
+# Long: about 90 minutes on 2 cores. BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--quick".
 bench: setup data
 	$(PY) -m pip install -q -e ".[dev,pretrained,bench]"
 	$(PY) bench/compare.py $(BENCH_ARGS)
 	$(PY) bench/rescue.py $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/resolution.py $(filter --quick,$(BENCH_ARGS))
+	$(PY) bench/resolution.py --speed $(filter --quick,$(BENCH_ARGS))
 
 clean:
 	rm -rf $(VENV) .pytest_cache

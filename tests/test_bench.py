@@ -198,3 +198,20 @@ def test_resolution_bench_reports_the_recipes_cpu_latency(tmp_path):
     table_md = (out / "RESOLUTION.md").read_text()
     assert "| model.int8.onnx | onnxruntime | int8 |" in table_md and "CPU features" in table_md
     assert "Measured peak: fp32" in table_md
+
+
+def test_speed_rows_run_each_model_at_its_size_with_the_rewrite(tmp_path, monkeypatch):
+    """`python bench/resolution.py --speed`: every (model, px) of SPEED_ROWS on recipes/speed_224px.yaml,
+    one result each, with the rewrite's rows for a model it applies to (here one small row, for time)."""
+    from bench import resolution
+
+    monkeypatch.setattr(resolution, "SPEED_ROWS", [("mobilenet_v3_small", 40)])
+    fast = ["validate.min_seconds=0.05", "validate.min_runs=5", "validate.warmup_s=0", "validate.val_images=64"]
+    sets = ["data.root=" + str(REPO / "tests" / "data" / "fashion-mnist"), *fast]
+    args = ["--speed", "--quick", "--out", str(tmp_path / "out"), "--work", str(tmp_path)]
+    assert resolution.main([*args, *[arg for s in sets for arg in ("--set", s)]]) == 0
+    res = json.loads((tmp_path / "out" / "speed_mobilenet_v3_small_40px.json").read_text())
+    assert res["image_size"] == 40 and res["recipe"].endswith("speed_224px.yaml")
+    rows = {r["artifact"]: r for r in res["rows"]}
+    assert {"baseline.onnx", "model.int8.onnx", "rewritten.onnx", "rewritten.int8.onnx"} <= set(rows)
+    assert "Speed only" in (tmp_path / "out" / "RESOLUTION.md").read_text()
