@@ -30,12 +30,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgekit.config import ranged
+from edgekit.distill.config import KdConfig
 from edgekit.distill.losses import kd_loss
 from edgekit.training import OptimConfig, fit
 
 
 @dataclass
-class QatConfig(OptimConfig):
+class QatConfig(KdConfig):
     """The recipe's `qat` section: quantization-aware fine-tuning with KD from the float model, run
     inside the quantize stage's int8 check. `mode`: auto (only when mixed precision cannot meet the
     allowed drop), off or on. The optimiser settings are QAT's own: `epochs` at peak learning rate `lr`
@@ -45,8 +46,6 @@ class QatConfig(OptimConfig):
     epochs: int = ranged(1, 1, 1000)
     lr: float = ranged(1e-4, 0.0, 1.0)
     warmup_epochs: float = ranged(0.0, 0.0, 100.0)
-    temperature: float = ranged(4.0, 0.1, 100.0)
-    alpha: float = ranged(0.7, 0.0, 1.0)
 
 
 class FakeQuant(nn.Module):

@@ -15,14 +15,15 @@ from edgekit.artifact import Artifact, Role
 from edgekit.checkpoint import save_state_dict
 from edgekit.config import ranged
 from edgekit.distill import Objective, check_inputs as check_teacher_inputs, check_names, load_teacher
+from edgekit.distill.config import KdConfig
 from edgekit.seeding import seeded
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
-from edgekit.training import OptimConfig, fit
+from edgekit.training import fit
 
 
 @dataclass
-class Config(OptimConfig):
+class Config(KdConfig):
     """`enabled`: KD from the teacher (true) or plain fine-tuning (false). `temperature` softens both
     distributions; `alpha` weights the KD term against cross-entropy. `feature_weight`: weight of the
     feature-map MSE through a learned 1x1 adapter (0 = logit KD only; 1.0 is a sensible start: the
@@ -34,8 +35,6 @@ class Config(OptimConfig):
     epochs: int = ranged(3, 0, 10_000)
     lr: float = ranged(3e-3, 0.0, 10.0)
     warmup_epochs: float = ranged(0.0, 0.0, 100.0)
-    temperature: float = ranged(4.0, 0.1, 100.0)
-    alpha: float = ranged(0.7, 0.0, 1.0)
     feature_weight: float = ranged(0.0, 0.0, 1000.0)
     teacher: str | None = None
     teacher_weights: str | None = None

@@ -20,6 +20,7 @@ from edgekit.artifact import Artifact, Role
 from edgekit.config import ranged
 from edgekit.data.arrays import val_arrays
 from edgekit.distill import Objective
+from edgekit.distill.config import KdConfig
 from edgekit.errors import EdgekitError
 from edgekit.export import export_checked, metadata
 from edgekit.metrics import count_macs, count_params
@@ -28,13 +29,13 @@ from edgekit.seeding import seeded
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
 from edgekit.stages.quantize import quantize_onnx, settings, train_order
-from edgekit.training import OptimConfig, fit
+from edgekit.training import fit
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class Config(OptimConfig):
+class Config(KdConfig):
     """`mode`: auto (in --int8 runs, where it changes the model), on, off. `drop_se`: remove SE blocks
     too (the "minimalistic" form); false keeps them, with their float gates. Distillation from the
     baseline: `epochs`, `lr`, `temperature`, `alpha` as in the distill section."""
@@ -44,8 +45,6 @@ class Config(OptimConfig):
     epochs: int = ranged(3, 0, 10_000)
     lr: float = ranged(3e-3, 0.0, 10.0)
     warmup_epochs: float = ranged(0.0, 0.0, 100.0)
-    temperature: float = ranged(4.0, 0.1, 100.0)
-    alpha: float = ranged(0.7, 0.0, 1.0)
 
 
 def skip(art: Artifact, cfg: Config, ctx: Context) -> str | None:
