@@ -12,6 +12,7 @@ import sys
 
 from edgekit.errors import EdgekitError
 from edgekit.logs import show_on_console
+from edgekit.target import PLATFORMS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -118,7 +119,7 @@ def _pipeline_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--target",
         dest="target.platform",
-        choices=["cpu", "openvino", "tensorrt", "jetson"],
+        choices=PLATFORMS,
         help="where the model runs: cpu (U8-activation int8 for ONNX Runtime), openvino (the same files; OpenVINO's "
         "timings decide what ships) or tensorrt / jetson (symmetric S8 "
         "Q/DQ int8, and TensorRT engines built on this machine when TensorRT and a GPU are here)",

@@ -11,7 +11,7 @@ import edgekit
 from conftest import SLICE
 from edgekit.artifact import Artifact, Role, RunInfo
 from edgekit.backends.ort import OrtRunner, kernel_counts, load_session
-from edgekit.backends.peak import achieved, gemm_peak
+from edgekit.backends.peak import achieved, mac_peak
 from edgekit.recipe import from_dict
 from edgekit.stages import validate
 from edgekit.stages.context import Context
@@ -65,7 +65,7 @@ def test_openvino_runs_the_same_files_with_integer_kernels(files):
 
 
 def test_peak_is_measured_and_int8_beats_fp32_per_mac():
-    peak = gemm_peak(1, 0.2)
+    peak = mac_peak(1, 0.2)
     assert peak["fp32"] > 1 and peak["int8"] > peak["fp32"]  # u8s8 GEMM does at least 2 MACs per fp32 one here
     assert achieved(2_000_000_000, 3.0) == pytest.approx(6.0)
 

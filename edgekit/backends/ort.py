@@ -41,11 +41,13 @@ def provider_list(choice: str) -> list[str]:
     return chain + (["CPUExecutionProvider"] if name != "CPUExecutionProvider" else [])
 
 
-def load_session(model, threads: int, provider: str = "cpu", optimize: bool = True):
+def load_session(
+    model, threads: int, provider: str = "cpu", optimize: bool = True, optimized_path: str | Path | None = None
+):
     """The one place edgekit opens ONNX Runtime sessions. `model`: a path, or an in-memory ModelProto
     (sensitivity analysis tries many graph edits without writing them). `threads` 0 = all usable cores.
     optimize=False runs the graph as written (Q/DQ simulated in float, the ONNX semantics), without
-    ORT's graph rewrites."""
+    ORT's graph rewrites. `optimized_path`: also save the graph ORT runs after its rewrites there."""
     import onnxruntime as ort
 
     from edgekit.envinfo import usable_cores
@@ -55,7 +57,9 @@ def load_session(model, threads: int, provider: str = "cpu", optimize: bool = Tr
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.intra_op_num_threads = threads or usable_cores()
     opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
+    opts.log_severity_level = 3  # also silences ORT's warning that a saved NCHWc graph is machine-specific
+    if optimized_path is not None:
+        opts.optimized_model_filepath = str(optimized_path)
     providers = provider_list(provider)
     source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
     try:
@@ -105,15 +109,11 @@ def kernel_counts(path: str | Path, threads: int = 1) -> dict[str, int]:
     import tempfile
 
     import onnx
-    import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or 1
-    opts.log_severity_level = 3  # ORT warns that a saved NCHWc graph is machine-specific: it is only read here
     with tempfile.TemporaryDirectory() as tmp:
-        opts.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
-        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        ops = [node.op_type for node in onnx.load(opts.optimized_model_filepath).graph.node]
+        optimized = Path(tmp) / "optimized.onnx"
+        load_session(path, threads or 1, optimized_path=optimized)
+        ops = [node.op_type for node in onnx.load(optimized).graph.node]
     return {
         "int8": sum(op in INTEGER_KERNELS for op in ops),
         "float": sum(op in FLOAT_KERNELS for op in ops),

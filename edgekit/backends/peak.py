@@ -99,7 +99,7 @@ def _rate(kernel, int8: bool, threads: int, seconds: float) -> float:
 
 
 @functools.cache
-def gemm_peak(threads: int, seconds: float = 0.5) -> dict[str, float]:
+def mac_peak(threads: int, seconds: float = 0.5) -> dict[str, float]:
     """{"fp32": GMAC/s, "int8": GMAC/s}: the fastest of the runs in `seconds` each (the best run is the
     limit; slower ones met interference) of the better kernel, for `threads` intra-op threads. Measured
     once per process."""

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from edgekit.artifact import Artifact, ModelEntry, Role
 from edgekit.backends import Runner, evaluate, measure_interleaved, throughput_of
 from edgekit.backends.gpu_timing import GpuModel
-from edgekit.backends.peak import PEAK_HOW, achieved, gemm_peak
+from edgekit.backends.peak import PEAK_HOW, achieved, mac_peak
 from edgekit.backends.select import runner_for
 from edgekit.backends.torch_cpu import torch_threads
 from edgekit.config import ranged
@@ -148,7 +148,7 @@ def _validate(art: Artifact, cfg: Config, ctx: Context, threads: int) -> dict:
     # At least one batch per round, else `min_seconds` decides: a fixed 20 batches of 32 took a torch row
     # at 224 px (7 img/s on one core) 90 s each, and the median of five is as stable for a run that long.
     batch_times = timed(cfg.batch, cfg.rounds, f"throughput @{cfg.batch}")
-    peak = gemm_peak(threads)
+    peak = mac_peak(threads)
     rows: list[dict[str, Any]] = []
     for entry, name, runner, acc, lat, bt in zip(entries, of, runners, accs, latencies, batch_times, strict=True):
         latency, throughput = latency_stats(lat), throughput_of(bt, cfg.batch)
@@ -172,7 +172,7 @@ def _validate(art: Artifact, cfg: Config, ctx: Context, threads: int) -> dict:
                 "throughput_ips": throughput,
             }
         )
-        if runner.backend in CPU_BACKENDS and entry.macs:  # share of the measured GEMM limit, at batch cfg.batch
+        if runner.backend in CPU_BACKENDS and entry.macs:  # share of the measured MAC limit, at batch cfg.batch
             gmacs = achieved(entry.macs, throughput)
             limit = peak["int8" if entry.precision == "int8" else "fp32"]
             rows[-1].update({"gmacs": round(gmacs, 2), "peak_share": round(gmacs / limit, 4)})
