@@ -122,10 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--speed", action="store_true", help="run SPEED_ROWS (model, px) on recipes/speed_224px.yaml")
     args = p.parse_args(argv)
     if args.speed:
-        for model, px in SPEED_ROWS:
-            rest = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--speed"]
-            code = main([*rest, "--recipe", str(SPEED_RECIPE), "--set", f"model.name={model}", "--set",
-                         f"data.image_size={px}", "--name", f"speed_{model}_{px}px"])  # fmt: skip
+        for model, px in SPEED_ROWS:  # the row's model and size override any --set of the same keys
+            sets = [*args.sets, f"model.name={model}", f"data.image_size={px}"]
+            code = run_one(argparse.Namespace(**{**vars(args), "recipe": SPEED_RECIPE, "sets": sets,
+                                                 "name": f"speed_{model}_{px}px"}))  # fmt: skip
             if code:
                 return code
         return 0
