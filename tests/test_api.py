@@ -189,3 +189,11 @@ def test_a_model_pruning_cannot_trace_names_the_layer():
     message = r"cannot trace python:Sequential in or after layer 'net\.2'.*ignored_layers"
     with pytest.raises(EdgekitError, match=message):
         edgekit.prune(model, 0.3, (1, 28, 28), num_classes=10)
+
+
+def test_export_checks_parity_of_a_module_whose_output_is_not_two_dimensional(tmp_path):
+    """A feature extractor (N, C, H, W output) exports with its parity measured, not a crash."""
+    torch.manual_seed(0)
+    path = edgekit.export_onnx(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU()), tmp_path / "f.onnx", (3, 8, 8))
+    x = torch.randn(2, 3, 8, 8).numpy()
+    assert OrtRunner(path, threads=1).run(x).shape == (2, 8, 8, 8)

@@ -89,6 +89,8 @@ def parity(model: torch.nn.Module, path: Path, images: np.ndarray) -> dict[str, 
     with torch.no_grad():
         ref = model.eval()(torch.from_numpy(images)).numpy()
     got = OrtRunner(path, threads=1).run(images)
+    # (image, value) pairs whatever the output's shape: a classifier gives (N, classes) already
+    ref, got = ref.reshape(len(images), -1), got.reshape(len(images), -1)
     diff = np.abs(ref - got)
     image, logit = np.unravel_index(int(diff.argmax()), diff.shape)
     scale = float(np.abs(ref).max())
