@@ -49,14 +49,16 @@ test: setup browser lint
 
 # The comparison benchmark (bench/README.md): edgekit vs Torch-Pruning, ORT quantize_static and NNCF,
 # the mixed-precision rescue, CPU latency of the 224-px recipe, and the speed rows (MobileNet-class models
-# at 224 px, ResNet18 at 160 px, both CPU runtimes: bench/resolution.py --speed).
-# Long: about 90 minutes on 2 cores. BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--quick".
+# at 224 px, ResNet18 at 160 px, both CPU runtimes: bench/resolution.py --speed) and the recovery ablation
+# (bench/ablation.py: cross-entropy vs KD variants over 3 seeds).
+# Long: about 2 hours on 2 cores. BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--quick".
 bench: setup data
 	$(PY) -m pip install -q -e ".[dev,pretrained,bench]"
 	$(PY) bench/compare.py $(BENCH_ARGS)
 	$(PY) bench/rescue.py $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/resolution.py $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/resolution.py --speed $(filter --quick,$(BENCH_ARGS))
+	$(PY) bench/ablation.py $(filter --quick,$(BENCH_ARGS))
 
 clean:
 	rm -rf $(VENV) .pytest_cache

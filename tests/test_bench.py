@@ -215,3 +215,31 @@ def test_speed_rows_run_each_model_at_its_size_with_the_rewrite(tmp_path, monkey
     rows = {r["artifact"]: r for r in res["rows"]}
     assert {"baseline.onnx", "model.int8.onnx", "rewritten.onnx", "rewritten.int8.onnx"} <= set(rows)
     assert "Speed only" in (tmp_path / "out" / "RESOLUTION.md").read_text()
+
+
+def test_ablation_calls_differences_inside_the_spread_ties():
+    from bench.ablation import summary, verdicts
+
+    rows = {
+        "ce": summary([0.90, 0.91, 0.92]),  # spread 0.02
+        "kd": summary([0.915, 0.92, 0.925]),  # +0.01: inside the larger spread
+        "better": summary([0.95, 0.951, 0.952]),  # +0.041: outside
+        "worse": summary([0.85, 0.86, 0.855]),
+    }
+    assert rows["ce"]["mean"] == pytest.approx(0.91) and rows["ce"]["spread"] == pytest.approx(0.02)
+    assert verdicts(rows) == {"kd": "tie", "better": "better", "worse": "worse"}
+    assert summary([0.9])["std"] == 0.0  # one seed: no spread to speak of
+
+
+def test_ablation_quick_run_writes_its_table(tmp_path):
+    """`python bench/ablation.py --quick` on two rows and two seeds: the real fine-tune and KD loops."""
+    out = tmp_path / "out"
+    proc = _bench(
+        "ablation.py", "--quick", "--rows", "ce,kd", "--seeds", "0,1", "--out", str(out), "--work", str(tmp_path)
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((out / "mobilenet_v3_fashion_mnist.json").read_text())
+    assert set(res["rows"]) == {"ce", "kd"} and res["seeds"] == [0, 1]
+    assert all(len(r["runs"]) == 2 and 0 < r["mean"] <= 1 for r in res["rows"].values())
+    assert res["verdicts"]["kd"] in ("tie", "better", "worse")
+    assert "| kd | KD T 4, alpha 0.7 |" in (out / "ABLATION.md").read_text()

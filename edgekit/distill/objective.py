@@ -2,7 +2,9 @@
 
 loss = alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) * CE(student, label)
        + feature_weight * MSE(adapter(student features), teacher features)
-With alpha 0 and feature_weight 0 (or no teacher) it is plain cross-entropy fine-tuning."""
+With alpha 0 and feature_weight 0 (or no teacher) it is plain cross-entropy fine-tuning. With
+`alpha_end`, alpha moves linearly from `alpha` to `alpha_end` over `total_steps` training steps (hard
+labels phased in, or out, on a schedule)."""
 
 from __future__ import annotations
 
@@ -26,9 +28,14 @@ class Objective:
         temperature: float,
         alpha: float,
         feature_weight: float = 0.0,
+        alpha_end: float | None = None,
+        total_steps: int = 0,
     ):
         self.teacher = teacher
         self.alpha = alpha if teacher is not None else 0.0
+        self.alpha_end = alpha_end if teacher is not None and alpha_end is not None else self.alpha
+        self.total_steps = max(1, total_steps)
+        self.steps = 0  # training steps seen (calls with the model in training mode)
         self.feature_weight = feature_weight if teacher is not None else 0.0
         self.temperature = temperature
         self.adapter = (
@@ -36,21 +43,28 @@ class Objective:
         )
         self.feature_mse: list[torch.Tensor] = []  # per step, detached (no device sync per step)
 
+    def alpha_now(self) -> float:
+        done = min(1.0, self.steps / self.total_steps)
+        return self.alpha + (self.alpha_end - self.alpha) * done
+
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        alpha = self.alpha_now()
+        if model.training:
+            self.steps += 1
         if self.adapter is None:
             logits = model(x)
-            if self.alpha == 0 or self.teacher is None:
+            if alpha == 0 or self.teacher is None:
                 return F.cross_entropy(logits, y)
             with torch.no_grad():
                 teacher_logits = self.teacher(x)
-            return kd_loss(logits, teacher_logits, y, self.temperature, self.alpha)
+            return kd_loss(logits, teacher_logits, y, self.temperature, alpha)
         assert self.teacher is not None  # an adapter exists only with a teacher
         feats, logits = features_and_logits(model, x)
         with torch.no_grad():
             teacher_feats, teacher_logits = features_and_logits(self.teacher, x)
         mse = feature_loss(self.adapter, feats, teacher_feats)
         self.feature_mse.append(mse.detach())
-        return kd_loss(logits, teacher_logits, y, self.temperature, self.alpha) + self.feature_weight * mse
+        return kd_loss(logits, teacher_logits, y, self.temperature, alpha) + self.feature_weight * mse
 
     def feature_stats(self, window: int = 20) -> dict[str, float]:
         """Mean feature MSE over the first and last `window` steps (at most a quarter of the run each):

@@ -40,12 +40,14 @@ class QatConfig(KdConfig):
     """The recipe's `qat` section: quantization-aware fine-tuning with KD from the float model, run
     inside the quantize stage's int8 check. `mode`: auto (only when mixed precision cannot meet the
     allowed drop), off or on. The optimiser settings are QAT's own: `epochs` at peak learning rate `lr`
-    without warm-up; `temperature` and `alpha` weight the KD loss as in distillation."""
+    without warm-up; `temperature` and `alpha` weight the KD loss as in distillation. `bn_recalibrate`
+    is 0: QAT starts from a model whose statistics are already right and moves it little (lr 1e-4)."""
 
     mode: Literal["auto", "off", "on"] = "auto"
     epochs: int = ranged(1, 1, 1000)
     lr: float = ranged(1e-4, 0.0, 1.0)
     warmup_epochs: float = ranged(0.0, 0.0, 100.0)
+    bn_recalibrate: int = ranged(0, 0, 10_000_000)
 
 
 class FakeQuant(nn.Module):

@@ -7,6 +7,7 @@ With `enabled: false` the student is fine-tuned with cross-entropy only, for com
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,14 +29,17 @@ class Config(KdConfig):
     distributions; `alpha` weights the KD term against cross-entropy. `feature_weight`: weight of the
     feature-map MSE through a learned 1x1 adapter (0 = logit KD only; 1.0 is a sensible start: the
     features of trained zoo models are O(1), so the term is then about as large as the logit loss).
-    `teacher`: a zoo model name (null = the unpruned baseline) with `teacher_weights` (its state_dict,
-    required) and `teacher_options` (factory arguments, e.g. width_mult)."""
+    `alpha_end`: when set, alpha moves linearly from `alpha` to `alpha_end` over the run (e.g. 1.0 -> 0.5:
+    soft targets first, hard labels phased in). `teacher`: a zoo model name (null = the unpruned
+    baseline) with `teacher_weights` (its state_dict, required) and `teacher_options` (factory
+    arguments, e.g. width_mult)."""
 
     enabled: bool = True
     epochs: int = ranged(3, 0, 10_000)
     lr: float = ranged(3e-3, 0.0, 10.0)
     warmup_epochs: float = ranged(0.0, 0.0, 100.0)
     feature_weight: float = ranged(0.0, 0.0, 1000.0)
+    alpha_end: float | None = ranged(None, 0.0, 1.0)
     teacher: str | None = None
     teacher_weights: str | None = None
     teacher_options: dict[str, Any] = field(default_factory=dict)
@@ -74,7 +78,9 @@ def pick_teacher(art: Artifact, cfg: Config, ctx: Context):
     return teacher, cfg.teacher
 
 
-def objective_for(student, teacher, cfg: Config, input_size: tuple[int, ...]) -> Objective:
+def objective_for(student, teacher, cfg: Config, input_size: tuple[int, ...], train_images: int = 0) -> Objective:
+    """The loss of a distill run; `train_images` (the training split's size) times the epochs sets the
+    length of the alpha schedule."""
     with seeded(cfg.seed):  # the feature adapter's initial weights
         return Objective(
             student,
@@ -83,6 +89,8 @@ def objective_for(student, teacher, cfg: Config, input_size: tuple[int, ...]) ->
             temperature=cfg.temperature,
             alpha=cfg.alpha,
             feature_weight=cfg.feature_weight,
+            alpha_end=cfg.alpha_end,
+            total_steps=math.ceil(train_images / cfg.batch_size) * cfg.epochs,
         )
 
 
@@ -91,7 +99,7 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
     student = copy.deepcopy(pruned.module)
     assert student is not None
     teacher, teacher_name = pick_teacher(art, cfg, ctx) if cfg.enabled else (None, None)
-    objective = objective_for(student, teacher, cfg, ctx.data.input_size)
+    objective = objective_for(student, teacher, cfg, ctx.data.input_size, len(ctx.data.train))
     home = next(teacher.parameters()).device if teacher is not None else None
     if teacher is not None:  # the student and adapter are moved by fit; the teacher is ours to move
         teacher.to(resolve_device(cfg.device)).eval()
