@@ -36,6 +36,7 @@ import torch
 
 from bench import baseline
 from bench.compare import versions
+from edgekit.envinfo import cpu_features
 from edgekit.fileio import atomic_write_json, atomic_write_text
 
 ROWS: dict[str, dict] = {
@@ -194,7 +195,8 @@ def run(args) -> Path:
         "rows": results,
         "verdicts": verdicts(results) if "ce" in results else {},
         "setup": (
-            f"{versions()}; prune {recipe.prune.ratio} ({recipe.prune.importance}, round_to {recipe.prune.round_to}); "
+            f"{versions()} ({cpu_features()}); prune {recipe.prune.ratio} ({recipe.prune.importance}, "
+            f"round_to {recipe.prune.round_to}); "
             f"every row {args.epochs} epoch(s) of {d.optimizer} lr {d.lr} batch {d.batch_size} (cosine, warm-up "
             f"{d.warmup_epochs}) on {len(data.train)} training images unless it says otherwise; top-1 on "
             f"{len(data.val)} validation images; seeds {args.seeds} (the seed sets batch order, augmentation and "
@@ -230,7 +232,7 @@ def run_baselines(args) -> Path:
             print(f"[ablation] baseline {name} seed {seed}: top-1 {accs[-1] * 100:.2f}% in {secs[-1]:.0f}s", flush=True)
         rows[name] = {**summary(accs), "what": ", ".join(f"{k}={v}" for k, v in sets.items()) or "the recipe's",
                       "epochs": recipe.train.epochs, "seconds": round(statistics.fmean(secs), 1)}  # fmt: skip
-    setup = f"{versions()}; {len(data.train)} training images"
+    setup = f"{versions()} ({cpu_features()}); {len(data.train)} training images"
     res = {"model": args.model, "data": recipe.data.name, "seeds": seeds, "rows": rows,
            "verdicts": verdicts(rows, "default"), "setup": setup}  # fmt: skip
     path = Path(args.out) / f"baselines_{args.model}_{recipe.data.name}.json"
