@@ -62,8 +62,7 @@ BASELINE_ROWS: dict[str, dict] = {
 def top1(model: torch.nn.Module, data) -> float:
     from edgekit.training import predict
 
-    with torch.no_grad():
-        logits = predict(model, data.val, data)
+    logits = predict(model, data.val, data)  # eval mode, no_grad
     return (logits.argmax(1) == data.val.labels).float().mean().item()
 
 
@@ -206,11 +205,8 @@ def run(args) -> Path:
     out_dir = Path(args.out)
     path = out_dir / f"{args.model}_{recipe.data.name}.json"
     atomic_write_json(path, res)
-    tables = [
-        markdown(json.loads(p.read_text()))
-        for p in sorted(out_dir.glob("*.json"))
-        if "better_teacher_top1" in p.read_text()
-    ]
+    results_read = [json.loads(p.read_text()) for p in sorted(out_dir.glob("*.json"))]
+    tables = [markdown(r) for r in results_read if "better_teacher_top1" in r]  # not --baselines files
     atomic_write_text(out_dir / "ABLATION.md", "# Recovery after pruning: an ablation (bench/ablation.py)\n\n"
                       + "\n".join(tables))  # fmt: skip
     print(markdown(res), flush=True)
