@@ -102,6 +102,21 @@ def test_normalize_uses_stats(fmnist_slice):
     assert np.isfinite(x.numpy()).all()
 
 
+def published(folder) -> dict:
+    """fashion_mnist.PUBLISHED for the files in `folder`, so a fake server can serve them as the real set."""
+    import gzip
+    import hashlib
+
+    return {
+        name: fashion_mnist.Published(
+            fashion_mnist.PUBLISHED[name].items,
+            hashlib.sha256((folder / name).read_bytes()).hexdigest(),
+            hashlib.sha256(gzip.decompress((folder / name).read_bytes())).hexdigest(),
+        )
+        for name in fashion_mnist.FILES.values()
+    }
+
+
 def test_download_when_nothing_is_local(tmp_path, monkeypatch):
     """The download path, against a local HTTP server serving the shipped slice."""
     import functools
@@ -114,6 +129,7 @@ def test_download_when_nothing_is_local(tmp_path, monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         monkeypatch.setattr(fashion_mnist, "URL", f"http://127.0.0.1:{server.server_port}/")
+        monkeypatch.setattr(fashion_mnist, "PUBLISHED", published(SLICE))  # the slice stands in for the set
         monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "none")
         monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "cache"))
         monkeypatch.delenv("EDGEKIT_DATA", raising=False)

@@ -1,20 +1,25 @@
 """train: train the baseline when no weights were given. The result is cached, keyed by model, data and
-this config, so a second run with the same settings skips training."""
+this config, so a second run with the same settings skips training; a damaged cache entry is discarded
+with a warning and the baseline trained again (edgekit.cache)."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from edgekit.accelerator import amp_dtype, precision_name, resolve_device
 from edgekit.artifact import Artifact, Role
-from edgekit.checkpoint import read_state_dict, save_state_dict
+from edgekit.cache import load_verified, store
+from edgekit.checkpoint import save_state_dict
 from edgekit.config import as_dict, ranged
 from edgekit.fileio import atomic_write_json
 from edgekit.paths import cache_root
@@ -94,14 +99,16 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
     entry = art[Role.BASELINE]
     model = entry.module
     assert model is not None  # the load stage keeps the baseline in memory
-    cache = cfg.cache and not weights_given(ctx)  # a cache entry is a baseline trained from scratch
+    use_cache = cfg.cache and not weights_given(ctx)  # a cache entry is a baseline trained from scratch
     cached = cache_dir() / f"{ctx.recipe.model.name}-{cache_key(ctx, cfg)}.pt"
-    if cache and cached.is_file():
-        model.load_state_dict(read_state_dict(cached))
+    hit = load_verified(cached, _state_for(model)) if use_cache else None
+    if hit:
+        state, file = hit
+        model.load_state_dict(state)
         model.eval()
         save_state_dict(model, entry.path)
-        log.info(f"train: reusing cached baseline {cached}")
-        return {"cached": True, "cache_file": str(cached)}
+        log.info(f"train: reusing cached baseline {file}")
+        return {"cached": True, "cache_file": str(file)}
 
     def loss_fn(m, x, y):
         return F.cross_entropy(m(x), y, label_smoothing=cfg.label_smoothing)
@@ -110,12 +117,27 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
     head = model.get_submodule(art.info.transfer["classifier"]) if art.info.transfer else None
     stats = fit(model, ctx.data, cfg, loss_fn, "train", resume_file=ctx.run_dir / ".train.epoch.pt", head=head)
     save_state_dict(model, entry.path)
-    if cache:
-        save_state_dict(model, cached)
+    if use_cache and store(cached, lambda tmp: torch.save(model.state_dict(), tmp)):
         atomic_write_json(
             cached.with_suffix(".json"), {"recipe_model": as_dict(ctx.recipe.model), "train": as_dict(cfg), **stats}
         )
     return {"cached": False, **stats}
+
+
+def _state_for(model: nn.Module) -> Callable[[bytes], dict[str, torch.Tensor]]:
+    """A cache loader: the cached state_dict, checked to fit `model` before any of it is copied in (a
+    load_state_dict that fails halfway would leave the model half overwritten before retraining)."""
+
+    def load(data: bytes) -> dict[str, torch.Tensor]:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        own = model.state_dict()
+        if not isinstance(state, dict) or state.keys() != own.keys():
+            raise ValueError("its tensor names differ from the model's")
+        if any(not isinstance(state[k], torch.Tensor) or state[k].shape != own[k].shape for k in own):
+            raise ValueError("its tensor shapes differ from the model's")
+        return state
+
+    return load
 
 
 def _log_estimate(model, cfg: Config, ctx: Context, loss_fn) -> None:
