@@ -15,6 +15,25 @@ from edgekit.fileio import atomic_write_json, sha256
 NAME = "manifest.json"
 FORMAT = "edgekit-run/2"  # /2: entries carry their role and source, and info is a RunInfo
 READABLE = (FORMAT, "edgekit-run/1")
+# The file's format version, first in the file; files from before it have none and read as version 0.
+# Bump it when a change would make an older edgekit misread a manifest, so that edgekit refuses instead.
+SCHEMA_VERSION = 1
+
+
+def check_schema_version(doc: dict, path: Path, supported: int) -> int:
+    """`doc`'s schema_version (0 when absent: written before edgekit recorded one). A newer one than
+    `supported` is refused: its fields may mean what this edgekit cannot know."""
+    version = doc.get("schema_version", 0)
+    if type(version) is not int or version < 0:
+        raise EdgekitError(
+            f"{path} has an invalid schema_version {version!r}: expected a whole number; the file is damaged"
+        )
+    if version > supported:
+        raise EdgekitError(
+            f"{path} has schema_version {version}, newer than this edgekit reads ({supported}): upgrade edgekit "
+            "(pip install -U edgekit) to read it"
+        )
+    return version
 
 
 def write(art: Artifact, recipe_sha256: str) -> None:
@@ -38,6 +57,7 @@ def write(art: Artifact, recipe_sha256: str) -> None:
     atomic_write_json(
         art.run_dir / NAME,
         {
+            "schema_version": SCHEMA_VERSION,
             "format": FORMAT,
             "recipe_sha256": recipe_sha256,
             "stages": [dataclasses.asdict(r) for r in art.history],
@@ -62,7 +82,10 @@ def read(run_dir: Path) -> dict:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise EdgekitError(f"{path} is not valid JSON (damaged?): start a new run") from None
-    if not isinstance(manifest, dict) or manifest.get("format") not in READABLE:
+    if not isinstance(manifest, dict):
+        raise EdgekitError(f"{path} is not an edgekit run manifest ({FORMAT}): start a new run")
+    check_schema_version(manifest, path, SCHEMA_VERSION)  # before the format: a newer file may change it
+    if manifest.get("format") not in READABLE:
         raise EdgekitError(f"{path} is not an edgekit run manifest ({FORMAT}): start a new run")
     return manifest
 

@@ -13,12 +13,16 @@ from edgekit.fileio import atomic_write_json, atomic_write_text
 from edgekit.report_table import COLUMNS, table_rows
 
 log = logging.getLogger(__name__)
+# report.json's format version, its first key; `edgekit report` refuses a newer one (edgekit.report_compare).
+# Bump it when a change would make an older edgekit misread a report.
+SCHEMA_VERSION = 1
 
 
 def build(art: Artifact, status: str = "ok", error: str | None = None) -> dict:
     info = art.info
     env = envinfo.collect(info.threads)
     return {
+        "schema_version": SCHEMA_VERSION,
         "status": status,
         "error": error,
         "run_dir": str(art.run_dir),

@@ -9,6 +9,8 @@ from pathlib import Path
 import edgekit.report_html as rh
 from edgekit.errors import EdgekitError
 from edgekit.fileio import atomic_write_text
+from edgekit.manifest import check_schema_version
+from edgekit.report import SCHEMA_VERSION
 from edgekit.report_table import COLUMNS, table_rows
 
 POINTS = 0.1  # top-1/top-5 differences below this are evaluation noise on small validation sets
@@ -72,6 +74,8 @@ def load_run(folder: str | Path) -> dict:
             f"{file} is not valid JSON ({exc}): the file is damaged; "
             f"rerun its recipe with `edgekit run {file.parent / 'recipe.yaml'}`"
         ) from None
+    if isinstance(report, dict):
+        check_schema_version(report, file, SCHEMA_VERSION)  # none (version 0) reads as before
     rows = report.get("results") if isinstance(report, dict) else None
     if not isinstance(rows, list) or not all(isinstance(r, dict) and set(r) >= ROW_KEYS for r in rows):
         raise EdgekitError(f"{file} is not an edgekit report (no 'results' list of artifact rows): {fix}")

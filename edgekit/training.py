@@ -19,7 +19,7 @@ from edgekit.accelerator import amp_dtype, autocast, grad_scaler, precision_name
 from edgekit.config import ranged
 from edgekit.data.dataset import Dataset, Split
 from edgekit.data.transforms import normalize, random_crop_flip
-from edgekit.progress import Progress
+from edgekit.progress import TRAIN, Progress
 from edgekit.seeding import seeded
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ def _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file=No
         log.info(f"{label}: resuming after epoch {first}/{cfg.epochs} from {resume_file.name}")
     for epoch in range(first, cfg.epochs):
         order = torch.randperm(n, generator=gen)
-        bar = Progress(f"{label} epoch {epoch + 1}/{cfg.epochs}", n)
+        bar = Progress(f"{label} epoch {epoch + 1}/{cfg.epochs}", n, work=TRAIN)  # counted by the run's ETA
         running, seen = 0.0, 0
         for start in range(0, n, cfg.batch_size):
             idx = order[start : start + cfg.batch_size]

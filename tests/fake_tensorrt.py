@@ -15,8 +15,15 @@ def make(
     parse_ok: bool = True,
     build_ok: bool = True,
     cache_readable: bool = True,
+    progress_monitor: bool = True,
 ) -> types.SimpleNamespace:
+    """`progress_monitor`: model TensorRT >= 10's IProgressMonitor (a build then drives the monitor set on
+    its config through two nested phases, and stops when step_complete returns False)."""
     calls: list[tuple] = []
+
+    class IProgressMonitor:
+        def __init__(self):
+            calls.append(("IProgressMonitor.__init__",))
 
     class Logger:
         WARNING = "WARNING"
@@ -37,6 +44,7 @@ def make(
 
     class Config:
         builder_optimization_level = 3
+        progress_monitor = None
 
         def set_memory_pool_limit(self, pool, size):
             calls.append(("workspace", pool.name, size))
@@ -81,7 +89,30 @@ def make(
 
         def build_serialized_network(self, network, config):
             calls.append(("build", config.builder_optimization_level))
+            if config.progress_monitor is not None and not _drive(config.progress_monitor):
+                return None  # cancelled by the monitor
             return memoryview(b"ENGINE-" + version.encode()) if build_ok else None
+
+    def _drive(monitor) -> bool:
+        """Two outer steps, each running a nested three-step phase; False when the monitor cancelled. As
+        documented, phase_finish is still called for every started phase when a build is cancelled."""
+        monitor.phase_start("Building engine", None, 2)
+        calls.append(("phase_start", "Building engine"))
+        for outer in range(2):
+            monitor.phase_start("Tactic selection", "Building engine", 3)
+            ok = all(_step(monitor, "Tactic selection", inner) for inner in range(3))
+            monitor.phase_finish("Tactic selection")
+            if not ok or not _step(monitor, "Building engine", outer):
+                monitor.phase_finish("Building engine")
+                return False
+        monitor.phase_finish("Building engine")
+        calls.append(("phase_finish", "Building engine"))
+        return True
+
+    def _step(monitor, phase, step) -> bool:
+        go_on = monitor.step_complete(phase, step)
+        calls.append(("step", phase, step, go_on))
+        return go_on
 
     class OnnxParser:
         num_errors = 0 if parse_ok else 1
@@ -99,6 +130,7 @@ def make(
     return types.SimpleNamespace(
         __version__=version,
         Logger=Logger,
+        **({"IProgressMonitor": IProgressMonitor} if progress_monitor else {}),
         Builder=Builder,
         OnnxParser=OnnxParser,
         # Enums made here, inside the call: their members depend on the version modelled.

@@ -15,8 +15,10 @@ import importlib
 import time
 from pathlib import Path
 
+from edgekit.backends.tensorrt import progress_monitor
 from edgekit.backends.tensorrt.options import BuildOptions, network_typing, timing_cache_path
 from edgekit.backends.tensorrt.stamp import make_stamp, write_stamp
+from edgekit.cache import load_verified, store
 from edgekit.errors import EdgekitError
 from edgekit.fileio import atomic_write_bytes
 
@@ -77,13 +79,31 @@ def _parse(trt, network, logger, path: Path) -> None:
         )
 
 
-def _load_timing_cache(config, cache_file: Path | None) -> bool:
+def _read_timing_cache(cache_file: Path | None, managed: bool) -> bytes:
+    """The saved timing cache's bytes (b"" for none). edgekit's own ("auto") is a cache entry checked
+    against its hash (a damaged one is discarded with a warning); a path the user gave is read as is."""
+    if cache_file is None:
+        return b""
+    if managed:
+        hit = load_verified(cache_file, bytes)
+        return hit[0] if hit else b""
+    return cache_file.read_bytes() if cache_file.is_file() else b""
+
+
+def _save_timing_cache(cache_file: Path, managed: bool, blob: bytes) -> Path:
+    """Write the timing cache; returns the file it went to (edgekit's own entries carry their hash)."""
+    if managed:
+        return store(cache_file, lambda tmp: tmp.write_bytes(blob)) or cache_file
+    atomic_write_bytes(cache_file, blob)
+    return cache_file
+
+
+def _load_timing_cache(config, data: bytes) -> bool:
     """Use the saved timing cache when TensorRT accepts it; returns whether it did. A blob TensorRT
     cannot read (None) or rejects (ignore_mismatch=False: from another device) is replaced by an empty
     cache, which the build fills and which is saved afterwards."""
-    data = cache_file.read_bytes() if cache_file and cache_file.is_file() else b""
-    cache = config.create_timing_cache(data) if data else None
-    reused = cache is not None and bool(config.set_timing_cache(cache, False))
+    timing = config.create_timing_cache(data) if data else None
+    reused = timing is not None and bool(config.set_timing_cache(timing, False))
     if not reused:
         config.set_timing_cache(config.create_timing_cache(b""), False)
     return reused
@@ -117,11 +137,15 @@ def build_engine(onnx_path: Path, engine_path: Path, options: BuildOptions, iden
     config.add_optimization_profile(profile)
 
     cache_file = timing_cache_path(options.timing_cache, identity)
-    cache_reused = _load_timing_cache(config, cache_file)
+    managed = options.timing_cache == "auto"  # edgekit's own cache entry, not a file the user named
+    cache_reused = _load_timing_cache(config, _read_timing_cache(cache_file, managed))
 
+    progress = progress_monitor.attach(trt, config, onnx_path.name)  # None before TensorRT 10
     start = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
     seconds = time.perf_counter() - start
+    if progress is not None and progress.cancelled:
+        raise KeyboardInterrupt  # Ctrl-C stopped TensorRT at our request: no engine, no timing cache written
     if serialized is None:
         raise EdgekitError(
             f"TensorRT failed to build an engine from {onnx_path.name} (see the TensorRT messages above): "
@@ -129,7 +153,7 @@ def build_engine(onnx_path: Path, engine_path: Path, options: BuildOptions, iden
         )
     atomic_write_bytes(engine_path, bytes(serialized))
     if cache_file:
-        atomic_write_bytes(cache_file, bytes(config.get_timing_cache().serialize()))
+        cache_file = _save_timing_cache(cache_file, managed, bytes(config.get_timing_cache().serialize()))
     info = {
         "typing": typing,
         "flags": flags,
