@@ -325,3 +325,34 @@ def test_unmet_max_drop_fails_the_stage(outlier_model, fmnist_slice, tmp_path):
     m = quantize.run(art, cfg, ctx)
     assert not m["met_max_drop"] and m["final_drop"] > 0.5
     assert m["failed"].startswith("model.int8.onnx: held-out top-1 drop") and "gate.max_drop=0.5" in m["failed"]
+
+
+@pytest.mark.parametrize("target", ["cpu", "tensorrt"])
+def test_older_onnxruntime_gets_the_same_ranges(target, tmp_path, monkeypatch):
+    """ORT before 1.31 (the releases with Python 3.10 wheels, as on the Jetson image) has no
+    calibration_cache_path: edgekit hands quantize_static its ranges through a stand-in calibrator, and
+    the int8 model is the same one, byte for byte, as through the cache."""
+    from edgekit.export.onnx_file import save_onnx, to_onnx
+    from edgekit.quant import ptq
+
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.onnx"
+    save_onnx(to_onnx(Tiny().eval(), SIZE, 17, simplify=False), path)
+    images = np.random.default_rng(0).standard_normal((64, *SIZE)).astype(np.float32)
+    cfg = ptq.PtqSettings(calibration="entropy", calib_batch=16, target=target)
+
+    def quantized(name: str) -> bytes:
+        with ptq.Quantizer(path, images, cfg, tmp_path) as q:
+            q.quantize(tmp_path / name)
+        return (tmp_path / name).read_bytes()
+
+    through_cache = quantized("cache.onnx")
+    monkeypatch.setattr(ptq, "takes_calibration_cache", lambda: False)
+    import importlib
+
+    ort_quantize = importlib.import_module("onnxruntime.quantization.quantize")
+    original = ort_quantize.create_calibrator
+    given = quantized("given.onnx")
+    assert ort_quantize.create_calibrator is original  # restored after the call
+    assert given == through_cache
+    assert any(n.op_type == "QuantizeLinear" for n in onnx.load(tmp_path / "given.onnx").graph.node)

@@ -7,12 +7,13 @@ call only rewrites the graph from the saved calibration cache, which takes about
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -112,12 +113,59 @@ def calibrate(model: Path, images: np.ndarray, cfg: PtqSettings, scratch: Path, 
     return method, calibrator.compute_data()
 
 
+def takes_calibration_cache() -> bool:
+    """Whether this ONNX Runtime's quantize_static reads precomputed ranges (calibration_cache_path, 1.31+)."""
+    import inspect
+
+    from onnxruntime.quantization import quantize_static
+
+    return "calibration_cache_path" in inspect.signature(quantize_static).parameters
+
+
+class _GivenRanges:
+    """Stands in for ORT's calibrator inside quantize_static: collects nothing, returns edgekit's ranges."""
+
+    def __init__(self, ranges):
+        self.ranges = ranges
+
+    def collect_data(self, reader) -> None:
+        pass
+
+    def compute_data(self):
+        return self.ranges
+
+
+class _NoImages:
+    """The data reader quantize_static asks for; the stand-in calibrator never reads it."""
+
+    def get_next(self):
+        return None
+
+
+@contextlib.contextmanager
+def ranges_given(ranges, active: bool) -> Iterator[None]:
+    """On ORT < 1.31, make quantize_static use `ranges` (its module-level create_calibrator, swapped for
+    the call and restored)."""
+    if not active:
+        yield
+        return
+    import importlib
+
+    # The module, not the function of the same name that onnxruntime.quantization exports.
+    ort_quantize: Any = importlib.import_module("onnxruntime.quantization.quantize")
+    original = ort_quantize.create_calibrator
+    ort_quantize.create_calibrator = lambda *args, **kwargs: _GivenRanges(ranges)
+    try:
+        yield
+    finally:
+        ort_quantize.create_calibrator = original
+
+
 class Quantizer:
     """Pre-process + calibrate `src` once (in a scratch folder next to `work_dir`), quantize many times.
     Use as a context manager so the scratch folder is removed."""
 
     def __init__(self, src: Path, images: np.ndarray, cfg: PtqSettings, work_dir: Path):
-        from onnxruntime.quantization.calibrate import save_tensors_data
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         self.cfg = cfg
@@ -129,9 +177,12 @@ class Quantizer:
             # ORT's pre-process optimizer splits HardSwish into HardSigmoid + Mul, which would leave two
             # float islands per activation; onnxsim has already folded what needs folding.
             quant_pre_process(str(src), str(self.pre), skip_symbolic_shape=True, skip_optimization=self.cpu)
-            self.method, ranges = calibrate(self.pre, images, cfg, self.scratch, self.op_types)
-            self.cache = self.scratch / "ranges.json"
-            save_tensors_data(ranges, self.cache)
+            self.method, self.ranges = calibrate(self.pre, images, cfg, self.scratch, self.op_types)
+            self.cache = self.scratch / "ranges.json" if takes_calibration_cache() else None
+            if self.cache is not None:
+                from onnxruntime.quantization.calibrate import save_tensors_data
+
+                save_tensors_data(self.ranges, self.cache)
         except BaseException:
             self.close()
             raise
@@ -140,11 +191,15 @@ class Quantizer:
         """Write the Q/DQ model to `dst`; nodes named in `exclude` stay in float."""
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-        with atomic_path(dst) as tmp:
+        # ORT >= 1.31 reads the ranges from the calibration cache; older releases (the only ones with
+        # Python 3.10 wheels, as on the Jetson image) calibrate inside quantize_static, so they are handed
+        # the ranges through a calibrator that returns them.
+        given = {"calibration_cache_path": str(self.cache)} if self.cache is not None else {}
+        with atomic_path(dst) as tmp, ranges_given(self.ranges, self.cache is None):
             quantize_static(
                 str(self.pre),
                 str(tmp),
-                None,
+                None if self.cache is not None else _NoImages(),
                 quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QUInt8 if self.cpu else QuantType.QInt8,
                 weight_type=QuantType.QInt8,
@@ -162,7 +217,7 @@ class Quantizer:
                     "QuantizeBias": self.cpu,
                     "DedicatedQDQPair": not self.cpu,
                 },
-                calibration_cache_path=str(self.cache),
+                **given,
             )
 
     def info(self) -> dict:
