@@ -3,12 +3,12 @@
     import edgekit
     run = edgekit.compress(model, train=(images, labels), prune=0.3, int8=True)
 
-The Python API (edgekit.api) is loaded on first use, so `import edgekit` stays light."""
+The Python API (edgekit.api) and the zoo are loaded on first use, so `import edgekit` stays light: the
+command line's `--help` must not wait for torch."""
 
 from typing import Any
 
 from edgekit.version import __version__
-from edgekit.zoo import create_model, list_models
 
 API = (
     "Run",
@@ -29,4 +29,8 @@ def __getattr__(name: str) -> Any:
         from edgekit import api
 
         return getattr(api, name)
+    if name in ("create_model", "list_models"):
+        from edgekit import zoo
+
+        return getattr(zoo, name)
     raise AttributeError(f"module 'edgekit' has no attribute {name!r}")

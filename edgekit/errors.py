@@ -1,5 +1,9 @@
 """User-facing errors: one line naming the problem and the fix; the CLI turns them into exit code 2."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 
 class EdgekitError(Exception):
     """A problem with the user's input or environment, reported without a traceback.
@@ -8,6 +12,7 @@ class EdgekitError(Exception):
     """
 
     exit_code = 2
+    run_dir: Path | None = None  # set by the pipeline when the error ends a run: the folder that holds its report
 
 
 class StageFailed(EdgekitError):

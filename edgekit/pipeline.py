@@ -20,9 +20,11 @@ from edgekit.data import Dataset, load_data
 from edgekit.data.arrays import val_arrays
 from edgekit.errors import EdgekitError
 from edgekit.fileio import atomic_write_text, sha256
+from edgekit.progress import RunEta, run_clock
 from edgekit.recipe import Recipe, dump, load_recipe
 from edgekit.stages import ORDER, Stage, distill, load
 from edgekit.stages.context import Context
+from edgekit.stages.work import planned
 from edgekit.zoo import model_spec, resolve_name
 from edgekit.zoo.pretrained import PRETRAINED_KEYWORD, pretrained_state_dict
 from edgekit.zoo.user import is_user_name
@@ -55,6 +57,8 @@ def make_run_dir(recipe: Recipe) -> Path:
         raise EdgekitError(
             f"output folder {root} is not writable ({exc.__class__.__name__}): choose another with --output"
         ) from None
+    if recipe.run.dir:
+        return _exact_run_dir(root, recipe.run.dir)
     for _ in range(100):
         path = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{prefix}-{secrets.token_hex(2)}"
         try:
@@ -68,6 +72,26 @@ def make_run_dir(recipe: Recipe) -> Path:
                 "choose another --output"
             ) from None
     raise EdgekitError(f"could not create a unique run folder in {root}: clean up old runs")
+
+
+def _exact_run_dir(root: Path, given: str) -> Path:
+    """`run.dir`: a plain name inside the output folder, or a path; created exclusively, never reused."""
+    path = root / given if len(Path(given).parts) == 1 else Path(given)
+    if Path(given).name in ("", ".", ".."):
+        raise EdgekitError(f"run.dir {given!r} names no folder: give a new folder name, e.g. --run-dir nightly-42")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir()
+    except FileExistsError:
+        raise EdgekitError(
+            f"run folder {path} already exists: give a new --run-dir (an earlier run is never overwritten), or "
+            f"continue that run with --resume {path}"
+        ) from None
+    except OSError as exc:
+        raise EdgekitError(
+            f"could not create the run folder {path} ({exc.strerror or type(exc).__name__}): give a writable --run-dir"
+        ) from None
+    return path
 
 
 # Stage order rules, all in one place: (broken, message). Each message names the problem and the fix.
@@ -192,6 +216,7 @@ def _execute(recipe: Recipe, ctx: Context, art: Artifact, done: set[str]) -> Art
     art.info.max_drop = recipe.gate.max_drop
     art.info.target = recipe.target.platform
     gate_failed = None
+    eta = RunEta({})
     for stage in ORDER:
         if stage.name in done:
             continue
@@ -203,11 +228,13 @@ def _execute(recipe: Recipe, ctx: Context, art: Artifact, done: set[str]) -> Art
             art.history.append(StageRecord(stage.name, 0.0, as_dict(cfg), {"skipped": reason}))
             manifest.write(art, recipe_sha)
             continue
-        log.info(f"== {stage.name}")
+        eta.begin(stage.name, planned(_from(stage, done), art, ctx))
+        log.info(f"== {stage.name}  | {eta.line()}")
         start = time.perf_counter()
         before = set(art.entries)
         try:
-            metrics = stage.run(art, cfg, ctx)
+            with run_clock(eta):  # the training loop's progress lines show the run's ETA too
+                metrics = stage.run(art, cfg, ctx)
             _check_contract(stage, art, before)
             verdict = _judge(stage.name, art, before, recipe, ctx)
         except (EdgekitError, KeyboardInterrupt) as exc:
@@ -217,6 +244,8 @@ def _execute(recipe: Recipe, ctx: Context, art: Artifact, done: set[str]) -> Art
                 StageRecord(stage.name, seconds, as_dict(cfg), {"failed": str(exc) or type(exc).__name__})
             )
             report.write(art, status=f"failed in {stage.name}", error=str(exc) or type(exc).__name__)
+            if isinstance(exc, EdgekitError):
+                exc.run_dir = art.run_dir
             if isinstance(exc, KeyboardInterrupt):
                 log.info(f"\ninterrupted in {stage.name}: continue with `edgekit run --resume {art.run_dir}`")
             raise
@@ -231,11 +260,12 @@ def _execute(recipe: Recipe, ctx: Context, art: Artifact, done: set[str]) -> Art
                 log.info(f"gate: {stage.name} failed: {verdict['failed']}")
         art.history.append(StageRecord(stage.name, round(time.perf_counter() - start, 2), as_dict(cfg), metrics))
         manifest.write(art, recipe_sha)
+        eta.finish()
     art.info.ship = gates.ship(art)
     if gate_failed:
         report.write(art, status="failed accuracy gate", error=gate_failed)
         ship = art.info.ship
-        raise gates.GateFailed(
+        failure = gates.GateFailed(
             f"accuracy gate failed in {gate_failed}: "
             + (
                 f"ship {ship['artifact']} (it passed); see {art.run_dir / 'report.md'}"
@@ -244,8 +274,15 @@ def _execute(recipe: Recipe, ctx: Context, art: Artifact, done: set[str]) -> Art
             )
             + " or relax --max-drop"
         )
+        failure.run_dir = art.run_dir
+        raise failure
     report.write(art)
     return art
+
+
+def _from(stage: Stage, done: set[str]) -> list[Stage]:
+    """`stage` and the stages after it that are still to run: the work the run's ETA counts."""
+    return [s for s in ORDER[ORDER.index(stage) :] if s.name not in done]
 
 
 def _check_contract(stage: Stage, art: Artifact, before: set) -> None:

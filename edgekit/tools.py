@@ -155,30 +155,42 @@ def eval_onnx(path: Path, data_name: str, threads: int = 0) -> dict:
     return {"file": str(path), "data": data.name, "images": len(images), **acc}
 
 
-def model_table(pattern: str | None = None) -> str:
+def model_rows(pattern: str | None = None) -> list[dict]:
+    """The zoo's models matching `pattern`: name, family, params, MACs at the default input size, input
+    size (C, H, W) and paper."""
     from edgekit.metrics import count_macs, count_params
     from edgekit.zoo import MODELS, create_model
 
     names = MODELS.names(pattern)
     if not names:
         raise EdgekitError(f"no model matches {pattern!r}: run `edgekit models` to see all")
-    rows = [("name", "family", "params", "MACs", "input", "paper")]
+    rows = []
     for name in names:
         spec = MODELS.get(name)
         with torch.device("meta"):  # shapes only: counting 40+ models takes seconds, not minutes
             model = create_model(name, num_classes=spec.num_classes, in_chans=spec.input_size[0])
             params, macs = count_params(model), count_macs(model, spec.input_size)
         rows.append(
-            (
-                name,
-                spec.family,
-                f"{params / 1e6:.2f}M",
-                f"{macs / 1e6:.1f}M",
-                "x".join(map(str, spec.input_size)),
-                spec.paper,
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+            {"name": name, "family": spec.family, "params": params, "macs": macs,
+             "input_size": list(spec.input_size), "paper": spec.paper}
+        )  # fmt: skip
+    return rows
+
+
+def model_aliases() -> dict[str, str]:
+    from edgekit.zoo import MODELS
+
+    return dict(sorted(MODELS.aliases().items()))
+
+
+def model_table(pattern: str | None = None) -> str:
+    head = ("name", "family", "params", "MACs", "input", "paper")
+    rows = [head] + [
+        (r["name"], r["family"], f"{r['params'] / 1e6:.2f}M", f"{r['macs'] / 1e6:.1f}M",
+         "x".join(map(str, r["input_size"])), r["paper"])
+        for r in model_rows(pattern)
+    ]  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.append("\naliases: " + ", ".join(f"{a} -> {t}" for a, t in sorted(MODELS.aliases().items())))
+    lines.append("\naliases: " + ", ".join(f"{a} -> {t}" for a, t in model_aliases().items()))
     return "\n".join(lines)

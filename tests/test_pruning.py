@@ -227,24 +227,16 @@ def test_stage_metrics(tmp_path, fmnist_slice):
     assert (tmp_path / "pruned.pt").is_file()
 
 
-def test_cli_flags_map_to_recipe_keys():
-    from edgekit.cli import _overrides, build_parser
+def test_cli_flags_map_to_recipe_keys(capsys):
+    import yaml
 
-    args = build_parser().parse_args(
-        [
-            "compress",
-            "lenet",
-            "--importance",
-            "taylor",
-            "--target-macs",
-            "0.5",
-            "--prune-steps",
-            "2",
-            "--global-prune",
-            "--target-latency-ms",
-            "3",
-        ]
-    )
-    over = _overrides(args)
-    assert over["prune.importance"] == "taylor" and over["prune.target_macs"] == 0.5
-    assert over["prune.steps"] == 2 and over["prune.scope"] == "global" and over["prune.target_latency_ms"] == 3.0
+    from edgekit.cli import main
+
+    argv = ["compress", "lenet", "--importance", "taylor", "--target-macs", "0.5", "--prune-steps", "2"]
+    assert main([*argv, "--global-prune", "--print-recipe"]) == 0
+    prune = yaml.safe_load(capsys.readouterr().out)["prune"]
+    assert prune["importance"] == "taylor" and prune["target_macs"] == 0.5
+    assert prune["steps"] == 2 and prune["scope"] == "global" and prune["ratio"] == 0.0
+    assert main(["compress", "lenet", "--target-latency-ms", "3", "--uniform-prune", "--print-recipe"]) == 0
+    prune = yaml.safe_load(capsys.readouterr().out)["prune"]
+    assert prune["target_latency_ms"] == 3.0 and prune["scope"] == "uniform"

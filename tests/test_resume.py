@@ -116,7 +116,7 @@ def test_resume_runs_only_what_is_left(unfinished, capsys):
 @pytest.mark.parametrize(
     "argv,words",
     [
-        (["run", "--resume", "{run}", "--prune", "0.5"], "prune.ratio cannot be given with it"),
+        (["run", "--resume", "{run}", "--prune", "0.5", "--set", "a.b=1"], "so --prune, --set cannot be given with it"),
         (["compress", "lenet", "--resume", "{run}"], "MODEL cannot be given with it"),
         (["run", "--resume", "{run}"], "finished every stage: nothing to resume"),
         (["run", "--resume", "{missing}"], "does not exist"),

@@ -1,0 +1,153 @@
+"""`edgekit compress` and `edgekit run`: build a Recipe from the flags (and a recipe file) and hand it to
+the Python API (edgekit.api.run_recipe). With --json, stdout holds one JSON object whatever happens."""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from edgekit.cli.output import emit_json
+from edgekit.cli.pipeline_options import MODEL, given_with_resume, overrides, with_pipeline_options
+from edgekit.errors import EdgekitError
+
+RUN_JSON_VERSION = 1  # the --json object of compress / run
+
+
+def _resume_or_none(flags: dict[str, Any], positional: tuple[str, Any]) -> Any:
+    """Handle --resume: the run folder's own recipe, nothing else (a resumed run must stay reproducible)."""
+    if not flags.get("resume"):
+        return None
+    given = given_with_resume(flags, positional)
+    if given:
+        raise EdgekitError(
+            f"--resume continues a run with its own recipe, so {', '.join(given)} cannot be given with it: drop them, "
+            "or start a new run"
+        )
+    import edgekit.pipeline as pipeline
+    from edgekit.api import Run
+
+    return Run.of(pipeline.resume(flags["resume"]))
+
+
+def _result(run: Any) -> dict[str, Any]:
+    report = run.report
+    return {
+        "schema_version": RUN_JSON_VERSION,
+        "status": "passed" if report.get("status") == "ok" else "failed",
+        "exit_code": 0,
+        "run_dir": str(run.run_dir),
+        "ship": str(run.ship) if run.ship else None,
+        "report": str(Path(run.run_dir) / "report.json"),
+        "error": None,
+        "results": report.get("results", []),
+    }
+
+
+def _failure(exc: EdgekitError) -> dict[str, Any]:
+    """The JSON object of a run that ended in an error: bad input (exit 2, usually before any run folder)
+    or a failed stage or gate (exit 1, with the folder and what its report.json recorded)."""
+    out: dict[str, Any] = {
+        "schema_version": RUN_JSON_VERSION,
+        "status": "failed" if exc.exit_code == 1 else "error",
+        "exit_code": exc.exit_code,
+        "run_dir": str(exc.run_dir) if exc.run_dir else None,
+        "ship": None,
+        "report": None,
+        "error": str(exc),
+        "results": [],
+    }
+    report_file = Path(exc.run_dir) / "report.json" if exc.run_dir else None
+    if report_file is not None and report_file.is_file():
+        import json
+
+        report = json.loads(report_file.read_text())
+        ship = report.get("ship") or {}
+        row = next((r for r in report.get("results", []) if r.get("artifact") == ship.get("artifact")), None)
+        out.update(report=str(report_file), results=report.get("results", []))
+        out["ship"] = str(Path(exc.run_dir) / row["file"]) if row and exc.run_dir else None
+    return out
+
+
+def _execute(build_recipe: Any, flags: dict[str, Any], positional: tuple[str, Any]) -> None:
+    """Run (or resume) and print the outcome as JSON when asked; errors still reach main's one-line path."""
+    json_output = flags.get("json_output", False)
+    try:
+        run = _resume_or_none(flags, positional)
+        if run is None:
+            recipe = build_recipe()
+            if flags.get("print_recipe"):
+                from edgekit.recipe import dump
+
+                typer.echo(dump(recipe), nl=False)
+                return
+            from edgekit.api import run_recipe
+
+            run = run_recipe(recipe)
+    except EdgekitError as exc:
+        if json_output:
+            emit_json(_failure(exc))
+        raise
+    if json_output:
+        emit_json(_result(run))
+
+
+@with_pipeline_options
+def compress(
+    model: Annotated[
+        str | None,
+        typer.Argument(help="zoo model or alias, e.g. mobilenet_v3 (see `edgekit models`)", show_default=False),
+    ] = None,
+    recipe: Annotated[
+        str | None,
+        typer.Option(
+            "--recipe", metavar="FILE", rich_help_panel=MODEL, help="start from this recipe instead of the defaults"
+        ),
+    ] = None,
+    **flags: Any,
+) -> None:
+    """Train or load MODEL, prune, distill, export ONNX, quantize to int8, validate and report.
+
+    The flags build a recipe, written resolved into the run folder. Example:
+    edgekit compress mobilenet_v3 --prune 0.3 --int8
+    """
+
+    def build() -> Any:
+        from edgekit.recipe import from_dict, load_recipe
+
+        if not model:
+            raise EdgekitError(
+                "compress needs a MODEL (e.g. edgekit compress mobilenet_v3 --prune 0.3 --int8) or --resume RUN_DIR"
+            )
+        over = {"model.name": model, **overrides(flags)}
+        return load_recipe(recipe, over) if recipe else from_dict({}, "command line", over)
+
+    positional = ("MODEL" if model else "--recipe", model or recipe)
+    _execute(build, flags, positional)
+
+
+@with_pipeline_options
+def run(
+    recipe: Annotated[
+        str | None,
+        typer.Argument(
+            help="recipe YAML file, e.g. recipes/mobilenet_v3_fashion_mnist.yaml or artifacts/<run>/recipe.yaml",
+            show_default=False,
+        ),
+    ] = None,
+    **flags: Any,
+) -> None:
+    """Run the pipeline from a recipe YAML file; flags override its values.
+
+    artifacts/<run>/recipe.yaml reproduces a run.
+    """
+
+    def build() -> Any:
+        from edgekit.recipe import RUN_REQUIRED, load_recipe
+
+        if not recipe:
+            raise EdgekitError(
+                "run needs a RECIPE file (e.g. edgekit run recipes/mobilenet_v3_fashion_mnist.yaml) or --resume RUN_DIR"
+            )
+        return load_recipe(recipe, overrides(flags), RUN_REQUIRED)
+
+    _execute(build, flags, ("RECIPE", recipe))

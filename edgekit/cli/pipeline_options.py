@@ -1,0 +1,154 @@
+"""The options `compress` and `run` share. Each sets one recipe key (a flag given overrides the recipe, a
+flag left out leaves it alone), so the table below is the whole mapping from the command line to a Recipe.
+Booleans come in pairs (`--int8/--no-int8`): a recipe may turn a stage on that a flag turns off again."""
+
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+
+from edgekit.cli.choices import Calibration, Importance, Mode, Platform
+from edgekit.cli.signature import with_options
+from edgekit.errors import EdgekitError
+
+MODEL, DATA, PRUNING, DISTILL, QUANT, TARGET, RUN = (
+    "Model",
+    "Data",
+    "Pruning",
+    "Distillation",
+    "Quantization",
+    "Target",
+    "Run",
+)
+
+
+def parse_ratio(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise EdgekitError(f"--prune {text!r} is not a number: give a fraction in [0, 1), e.g. 0.3") from None
+    if not 0 <= value < 1:
+        raise EdgekitError(f"--prune {value} is outside [0, 1): give the fraction of channels to remove, e.g. 0.3")
+    return value
+
+
+def _opt(*names: str, panel: str, help: str, **kw: Any) -> Any:
+    return typer.Option(*names, rich_help_panel=panel, help=help, show_default=False, **kw)
+
+
+# (parameter, recipe key or None, annotation). None: the command handles it (resume, --set, output form).
+OPTIONS: list[tuple[str, str | None, Any]] = [
+    ("weights", "model.weights", Annotated[str | None, _opt("--weights", panel=MODEL, metavar="FILE",
+        help="state_dict checkpoint to start from instead of training a baseline")]),
+    ("epochs", "train.epochs", Annotated[int | None, _opt("--epochs", panel=MODEL, metavar="N",
+        help="baseline training epochs (train.epochs)")]),
+    ("baseline_cache", "train.cache", Annotated[bool | None, _opt("--baseline-cache/--no-baseline-cache",
+        panel=MODEL, help="reuse a baseline trained earlier with identical settings (train.cache, default on)")]),
+    ("data", "data.name", Annotated[str | None, _opt("--data", panel=DATA, metavar="NAME|FOLDER",
+        help="built-in data set (fashion_mnist) or an image folder (one subfolder per class)")]),
+    ("strict_data", "data.strict", Annotated[bool | None, _opt("--strict-data/--no-strict-data", panel=DATA,
+        help="refuse an image folder with unreadable images (default: skip them with a warning and count them)")]),
+    ("prune", "prune.ratio", Annotated[str | None, _opt("--prune", panel=PRUNING, metavar="RATIO",
+        help="fraction of channels removed from every prunable layer, in [0, 1); 0.3 keeps 70% of each layer and "
+        "cuts MACs by about half")]),
+    ("importance", "prune.importance", Annotated[Importance | None, _opt("--importance", panel=PRUNING,
+        help="pruning criterion (default l2)")]),
+    ("target_macs", "prune.target_macs", Annotated[float | None, _opt("--target-macs", panel=PRUNING,
+        metavar="FRACTION", help="instead of --prune: search the ratio that keeps at most this fraction of the "
+        "baseline MACs, e.g. 0.5")]),
+    ("target_latency_ms", "prune.target_latency_ms", Annotated[float | None, _opt("--target-latency-ms",
+        panel=PRUNING, metavar="MS", help="instead of --prune: search the ratio whose ONNX Runtime CPU p50 (batch 1, "
+        "1 thread) is at most MS")]),
+    ("prune_steps", "prune.steps", Annotated[int | None, _opt("--prune-steps", panel=PRUNING, metavar="N",
+        help="prune in N steps with a short fine-tune between them (default 1)")]),
+    ("global_prune", "prune.scope", Annotated[bool | None, _opt("--global-prune/--uniform-prune", panel=PRUNING,
+        help="rank channels across layers (prune.scope global) or remove the same ratio from every layer "
+        "(uniform, the default)")]),
+    ("distill", "distill.enabled", Annotated[bool | None, _opt("--distill/--no-distill", panel=DISTILL,
+        help="recover accuracy after pruning by knowledge distillation from the unpruned model (default), or "
+        "fine-tune with cross-entropy only")]),
+    ("distill_epochs", "distill.epochs", Annotated[int | None, _opt("--distill-epochs", panel=DISTILL, metavar="N",
+        help="distillation (or fine-tuning) epochs after pruning")]),
+    ("rewrite", "rewrite.mode", Annotated[Mode | None, _opt("--rewrite", panel=DISTILL,
+        help="deployment rewrite candidate (HardSwish/SiLU -> ReLU, SE removed, distilled from the baseline): "
+        "auto (in --int8 runs of models it changes), off or on")]),
+    ("int8", "quantize.enabled", Annotated[bool | None, _opt("--int8/--no-int8", panel=QUANT,
+        help="also produce an int8 Q/DQ ONNX model")]),
+    ("calibration", "quantize.calibration", Annotated[Calibration | None, _opt("--calibration", panel=QUANT,
+        help="int8 calibration method")]),
+    ("qat", "qat.mode", Annotated[Mode | None, _opt("--qat", panel=QUANT,
+        help="quantization-aware fine-tuning: auto (when mixed precision cannot meet --max-drop), off or on")]),
+    ("fp16", "export.fp16", Annotated[bool | None, _opt("--fp16/--no-fp16", panel=QUANT,
+        help="also write model.fp16.onnx (fp16 inside, fp32 input/output; for GPU targets)")]),
+    ("target", "target.platform", Annotated[Platform | None, _opt("--target", panel=TARGET,
+        help="where the model runs: cpu (U8-activation int8 for ONNX Runtime), openvino (the same files; OpenVINO's "
+        "timings decide what ships) or tensorrt / jetson (symmetric S8 Q/DQ int8, and TensorRT engines built on "
+        "this machine when TensorRT and a GPU are here)")]),
+    ("threads", "validate.threads", Annotated[int | None, _opt("--threads", panel=TARGET, metavar="N",
+        help="intra-op CPU threads for the validation runners (default 1; 0 = all cores)")]),
+    ("max_drop", "gate.max_drop", Annotated[float | None, _opt("--max-drop", panel=RUN, metavar="POINTS",
+        help="allowed top-1 drop in points (default 1.0): the int8 target and, with this flag, the accuracy gate of "
+        "every deliverable against the baseline; a stage past it fails and later stages do not run")]),
+    ("keep_going", "gate.keep_going", Annotated[bool | None, _opt("--keep-going/--no-keep-going", panel=RUN,
+        help="run later stages after a failed accuracy gate")]),
+    ("output", "run.output", Annotated[str | None, _opt("--output", panel=RUN, metavar="DIR",
+        help="folder that receives the run folder (default: artifacts)")]),
+    ("run_dir", "run.dir", Annotated[str | None, _opt("--run-dir", panel=RUN, metavar="NAME",
+        help="the exact run folder (a name inside --output, or a path); it must not exist yet")]),
+    ("resume", None, Annotated[str | None, _opt("--resume", panel=RUN, metavar="RUN_DIR",
+        help="continue RUN_DIR after its last finished stage (hashes of its files checked); no other flags")]),
+    ("sets", None, Annotated[list[str] | None, _opt("--set", panel=RUN, metavar="KEY=VALUE",
+        help="override any recipe value, e.g. --set distill.temperature=2 (repeatable; `edgekit recipe defaults` "
+        "lists the keys)")]),
+    ("print_recipe", None, Annotated[bool, _opt("--print-recipe", panel=RUN,
+        help="print the resolved recipe as YAML and exit without running")]),
+    ("json_output", None, Annotated[bool, _opt("--json", panel=RUN,
+        help="print one JSON object on stdout (run folder, status, the file to ship, the result rows); progress "
+        "goes to stderr")]),
+]  # fmt: skip
+
+FLAG_OF = {name: "--" + name.replace("_", "-") for name, _, _ in OPTIONS}
+FLAG_OF.update(sets="--set", json_output="--json")
+
+
+DEFAULTS = {"print_recipe": False, "json_output": False}
+with_pipeline_options = with_options([(name, DEFAULTS.get(name), ann) for name, _, ann in OPTIONS])
+
+
+def overrides(flags: dict[str, Any]) -> dict[str, Any]:
+    """The recipe keys the given flags set (dotted, as `--set` writes them)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for name, key, _ in OPTIONS:
+        value = flags.get(name)
+        if key is None or value is None:
+            continue
+        if name == "prune":
+            value = parse_ratio(value)
+        elif name == "global_prune":
+            value = "global" if value else "uniform"
+        out[key] = value.value if isinstance(value, Enum) else value
+    if "gate.max_drop" in out:  # the flag also turns the gate on (the int8 check always uses the number)
+        out["gate.enforce"] = True
+    # A target flag replaces the recipe's ratio (a recipe file usually sets one); --prune with a target is still
+    # an error.
+    if ("prune.target_macs" in out or "prune.target_latency_ms" in out) and "prune.ratio" not in out:
+        out["prune.ratio"] = 0.0
+    for item in flags.get("sets") or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise EdgekitError(f"--set {item!r} is not KEY=VALUE: write e.g. --set train.epochs=3")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def given_with_resume(flags: dict[str, Any], positional: tuple[str, Any]) -> list[str]:
+    """The flags (and positional argument) given beside --resume, by the name a user typed."""
+    label, value = positional
+    given = [label] if value else []
+    skip = {"resume", "print_recipe", "json_output"}
+    given += [FLAG_OF[name] for name, v in flags.items() if name not in skip and v not in (None, [], False)]
+    return sorted(given)
