@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from edgekit.zoo.layers import ClassifierMixin, make_divisible
-from edgekit.zoo.registry import register_model
+from edgekit.zoo.registry import register_model, torchvision_macs
 
 # A conv row is (out_channels, kernel, stride, padding, groups) and is followed by its own ReLU;
 # "M" is a 3x3/2 max-pool, "N" a local response normalization.
@@ -141,7 +141,9 @@ class AlexNet(ClassifierMixin, nn.Module):
 _PAPER = "Krizhevsky et al., ImageNet Classification with Deep Convolutional Neural Networks, NIPS 2012"
 
 
-@register_model("alexnet", family="alexnet", paper=f"{_PAPER} (torchvision layout)")
+@register_model(
+    "alexnet", family="alexnet", paper=f"{_PAPER} (torchvision layout)", **torchvision_macs("AlexNet_Weights", 0.714)
+)
 def alexnet(**kwargs) -> AlexNet:
     return AlexNet(_TORCHVISION, **kwargs)
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from edgekit.zoo.layers import ClassifierMixin, make_divisible
-from edgekit.zoo.registry import register_model
+from edgekit.zoo.registry import register_model, torchvision_macs
 
 _OLD_KEY = re.compile(
     r"^(.*denselayer\d+\.(?:norm|relu|conv))\.([12]\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
@@ -140,21 +140,27 @@ class DenseNet(ClassifierMixin, nn.Module):
 _PAPER = "Huang et al., Densely Connected Convolutional Networks, CVPR 2017"
 
 
-@register_model("densenet121", family="densenet", paper=_PAPER, aliases=("densenet",))
+@register_model(
+    "densenet121",
+    family="densenet",
+    paper=_PAPER,
+    aliases=("densenet",),
+    **torchvision_macs("DenseNet121_Weights", 2.834),
+)
 def densenet121(**kwargs) -> DenseNet:
     return DenseNet(32, (6, 12, 24, 16), 64, **kwargs)
 
 
-@register_model("densenet169", family="densenet", paper=_PAPER)
+@register_model("densenet169", family="densenet", paper=_PAPER, **torchvision_macs("DenseNet169_Weights", 3.36))
 def densenet169(**kwargs) -> DenseNet:
     return DenseNet(32, (6, 12, 32, 32), 64, **kwargs)
 
 
-@register_model("densenet201", family="densenet", paper=_PAPER)
+@register_model("densenet201", family="densenet", paper=_PAPER, **torchvision_macs("DenseNet201_Weights", 4.291))
 def densenet201(**kwargs) -> DenseNet:
     return DenseNet(32, (6, 12, 48, 32), 64, **kwargs)
 
 
-@register_model("densenet161", family="densenet", paper=_PAPER)
+@register_model("densenet161", family="densenet", paper=_PAPER, **torchvision_macs("DenseNet161_Weights", 7.728))
 def densenet161(**kwargs) -> DenseNet:
     return DenseNet(48, (6, 12, 36, 24), 96, **kwargs)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from edgekit.zoo.layers import ClassifierMixin, ConvBnAct, SqueezeExcite, init_weights, make_divisible
-from edgekit.zoo.registry import register_model
+from edgekit.zoo.registry import register_model, torchvision_macs
 
 # (block, expand_ratio, kernel, stride, in, out, layers) per stage: paper Table 1 / EfficientNetV2 Table 4.
 _B_STAGES = [
@@ -174,23 +174,48 @@ _PAPER = "Tan & Le, EfficientNet: Rethinking Model Scaling for Convolutional Neu
 _V2_PAPER = "Tan & Le, EfficientNetV2: Smaller Models and Faster Training, ICML 2021"
 
 
-@register_model("efficientnet_b0", family="efficientnet", paper=_PAPER, aliases=("efficientnet",))
+@register_model(
+    "efficientnet_b0",
+    family="efficientnet",
+    paper=_PAPER,
+    aliases=("efficientnet",),
+    **torchvision_macs("EfficientNet_B0_Weights", 0.386),
+)
 def efficientnet_b0(**kwargs) -> EfficientNet:
     return EfficientNet(_B_STAGES, 1.0, 1.0, **{"dropout": 0.2, **kwargs})
 
 
-@register_model("efficientnet_b1", family="efficientnet", paper=_PAPER, input_size=(3, 240, 240))
+@register_model(
+    "efficientnet_b1",
+    family="efficientnet",
+    paper=_PAPER,
+    input_size=(3, 240, 240),
+    **torchvision_macs("EfficientNet_B1_Weights", 0.687),
+)
 def efficientnet_b1(**kwargs) -> EfficientNet:
     return EfficientNet(_B_STAGES, 1.0, 1.1, **{"dropout": 0.2, **kwargs})
 
 
 # The paper's B2 resolution (260); torchvision's published weights evaluate at 288.
-@register_model("efficientnet_b2", family="efficientnet", paper=_PAPER, input_size=(3, 260, 260))
+@register_model(
+    "efficientnet_b2",
+    family="efficientnet",
+    paper=_PAPER,
+    input_size=(3, 260, 260),
+    published_macs=1000,
+    macs_source="Tan & Le 2019, Table 2: B2 1.0B FLOPs (multiply-adds) at 260 px (torchvision's 1.088 is at 288 px)",
+)
 def efficientnet_b2(**kwargs) -> EfficientNet:
     return EfficientNet(_B_STAGES, 1.1, 1.2, **{"dropout": 0.3, **kwargs})
 
 
-@register_model("efficientnet_b3", family="efficientnet", paper=_PAPER, input_size=(3, 300, 300))
+@register_model(
+    "efficientnet_b3",
+    family="efficientnet",
+    paper=_PAPER,
+    input_size=(3, 300, 300),
+    **torchvision_macs("EfficientNet_B3_Weights", 1.827),
+)
 def efficientnet_b3(**kwargs) -> EfficientNet:
     return EfficientNet(_B_STAGES, 1.2, 1.4, **{"dropout": 0.3, **kwargs})
 
@@ -201,6 +226,7 @@ def efficientnet_b3(**kwargs) -> EfficientNet:
     paper=_V2_PAPER,
     input_size=(3, 384, 384),
     aliases=("efficientnet_v2",),
+    **torchvision_macs("EfficientNet_V2_S_Weights", 8.366),
 )
 def efficientnet_v2_s(**kwargs) -> EfficientNet:
     return EfficientNet(_V2_S_STAGES, last_channel=1280, bn_eps=1e-3, **{"dropout": 0.2, **kwargs})

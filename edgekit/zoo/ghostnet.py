@@ -183,6 +183,13 @@ class GhostNet(ClassifierMixin, nn.Module):
 _PAPER = "Han et al., GhostNet: More Features from Cheap Operations, CVPR 2020"
 
 
-@register_model("ghostnet_100", family="ghostnet", paper=_PAPER, aliases=("ghostnet",))
+@register_model(
+    "ghostnet_100",
+    family="ghostnet",
+    paper=_PAPER,
+    aliases=("ghostnet",),
+    published_macs=141,
+    macs_source="Han et al. 2020, Table 7: GhostNet 1.0x 141M FLOPs (multiply-adds)",
+)
 def ghostnet_100(**kwargs) -> GhostNet:
     return GhostNet(**kwargs)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from edgekit.zoo.layers import ClassifierMixin, make_divisible
-from edgekit.zoo.registry import register_model
+from edgekit.zoo.registry import register_model, torchvision_macs
 
 
 class BasicConv2d(nn.Module):
@@ -321,7 +321,13 @@ _PAPER_V1 = "Szegedy et al., Going Deeper with Convolutions, CVPR 2015"
 _PAPER_BN = "Ioffe & Szegedy, Batch Normalization: Accelerating Deep Network Training, ICML 2015"
 
 
-@register_model("googlenet", family="inception", paper=_PAPER_V1, aliases=("inception_v1",))
+@register_model(
+    "googlenet",
+    family="inception",
+    paper=_PAPER_V1,
+    aliases=("inception_v1",),
+    **torchvision_macs("GoogLeNet_Weights", 1.498),
+)
 def googlenet(**kwargs) -> GoogLeNet:
     """6,624,904 params as built (torchvision googlenet(aux_logits=False)). The two training-only auxiliary
     heads come with `create_model("googlenet", aux_logits=True)`: 13,004,888 params (torchvision's default)."""

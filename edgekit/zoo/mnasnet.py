@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from edgekit.zoo.layers import ClassifierMixin, DropoutLinearHead, init_weights, make_divisible
-from edgekit.zoo.registry import register_model
+from edgekit.zoo.registry import register_model, torchvision_macs
 
 # The paper trains with TensorFlow's BN momentum 0.9997; PyTorch's momentum is 1 minus that.
 _BN_MOMENTUM = 1 - 0.9997
@@ -103,21 +103,23 @@ class MNASNet(DropoutLinearHead, ClassifierMixin, nn.Module):
 _PAPER = "Tan et al., MnasNet: Platform-Aware Neural Architecture Search for Mobile, CVPR 2019"
 
 
-@register_model("mnasnet0_5", family="mnasnet", paper=_PAPER)
+@register_model("mnasnet0_5", family="mnasnet", paper=_PAPER, **torchvision_macs("MNASNet0_5_Weights", 0.104))
 def mnasnet0_5(**kwargs) -> MNASNet:
     return MNASNet(0.5, **kwargs)
 
 
-@register_model("mnasnet0_75", family="mnasnet", paper=_PAPER)
+@register_model("mnasnet0_75", family="mnasnet", paper=_PAPER, **torchvision_macs("MNASNet0_75_Weights", 0.215))
 def mnasnet0_75(**kwargs) -> MNASNet:
     return MNASNet(0.75, **kwargs)
 
 
-@register_model("mnasnet1_0", family="mnasnet", paper=_PAPER, aliases=("mnasnet",))
+@register_model(
+    "mnasnet1_0", family="mnasnet", paper=_PAPER, aliases=("mnasnet",), **torchvision_macs("MNASNet1_0_Weights", 0.314)
+)
 def mnasnet1_0(**kwargs) -> MNASNet:
     return MNASNet(1.0, **kwargs)
 
 
-@register_model("mnasnet1_3", family="mnasnet", paper=_PAPER)
+@register_model("mnasnet1_3", family="mnasnet", paper=_PAPER, **torchvision_macs("MNASNet1_3_Weights", 0.526))
 def mnasnet1_3(**kwargs) -> MNASNet:
     return MNASNet(1.3, **kwargs)

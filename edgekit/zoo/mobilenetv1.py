@@ -88,18 +88,25 @@ class MobileNetV1(DropoutLinearHead, ClassifierMixin, nn.Module):
 
 
 _PAPER = "Howard et al., MobileNets: Efficient Convolutional Neural Networks for Mobile Vision Applications, arXiv 2017"
+_V1_TABLE6 = "Howard et al. 2017, Table 6: {}M mult-adds at 224 px"
 
 
-@register_model("mobilenet_v1", family="mobilenet_v1", paper=_PAPER)
+@register_model(
+    "mobilenet_v1", family="mobilenet_v1", paper=_PAPER, published_macs=569, macs_source=_V1_TABLE6.format(569)
+)
 def mobilenet_v1(**kwargs) -> MobileNetV1:
     return MobileNetV1(1.0, **kwargs)
 
 
-@register_model("mobilenet_v1_075", family="mobilenet_v1", paper=_PAPER)
+@register_model(
+    "mobilenet_v1_075", family="mobilenet_v1", paper=_PAPER, published_macs=325, macs_source=_V1_TABLE6.format(325)
+)
 def mobilenet_v1_075(**kwargs) -> MobileNetV1:
     return MobileNetV1(0.75, **kwargs)
 
 
-@register_model("mobilenet_v1_050", family="mobilenet_v1", paper=_PAPER)
+@register_model(
+    "mobilenet_v1_050", family="mobilenet_v1", paper=_PAPER, published_macs=149, macs_source=_V1_TABLE6.format(149)
+)
 def mobilenet_v1_050(**kwargs) -> MobileNetV1:
     return MobileNetV1(0.5, **kwargs)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from edgekit.zoo.layers import ClassifierMixin, ConvBnAct, DropoutLinearHead, init_weights, make_divisible
-from edgekit.zoo.registry import register_model
+from edgekit.zoo.registry import register_model, torchvision_macs
 
 # (expansion t, channels c, repeats n, first stride s), Table 2 of the paper.
 _SETTING = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
@@ -80,16 +80,28 @@ class MobileNetV2(DropoutLinearHead, ClassifierMixin, nn.Module):
 _PAPER = "Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, CVPR 2018"
 
 
-@register_model("mobilenet_v2", family="mobilenet_v2", paper=_PAPER)
+@register_model("mobilenet_v2", family="mobilenet_v2", paper=_PAPER, **torchvision_macs("MobileNet_V2_Weights", 0.301))
 def mobilenet_v2(**kwargs) -> MobileNetV2:
     return MobileNetV2(1.0, **kwargs)
 
 
-@register_model("mobilenet_v2_050", family="mobilenet_v2", paper=_PAPER)
+@register_model(
+    "mobilenet_v2_050",
+    family="mobilenet_v2",
+    paper=_PAPER,
+    published_macs=97,
+    macs_source="tensorflow/models research/slim/nets/mobilenet/README.md, mobilenet_v2_0.5_224: 97M MACs",
+)
 def mobilenet_v2_050(**kwargs) -> MobileNetV2:
     return MobileNetV2(0.5, **kwargs)
 
 
-@register_model("mobilenet_v2_140", family="mobilenet_v2", paper=_PAPER)
+@register_model(
+    "mobilenet_v2_140",
+    family="mobilenet_v2",
+    paper=_PAPER,
+    published_macs=582,
+    macs_source="tensorflow/models research/slim/nets/mobilenet/README.md, mobilenet_v2_1.4_224: 582M MACs",
+)
 def mobilenet_v2_140(**kwargs) -> MobileNetV2:
     return MobileNetV2(1.4, **kwargs)

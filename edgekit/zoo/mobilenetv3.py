@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from edgekit.zoo.layers import ClassifierMixin, ConvBnAct, SqueezeExcite, init_weights, make_divisible
-from edgekit.zoo.registry import register_model
+from edgekit.zoo.registry import register_model, torchvision_macs
 
 # (kernel, expanded, out, use_se, activation, stride) per bottleneck; input channels chain from the previous row.
 _LARGE = [
@@ -123,11 +123,19 @@ class MobileNetV3(ClassifierMixin, nn.Module):
 _PAPER = "Howard et al., Searching for MobileNetV3, ICCV 2019"
 
 
-@register_model("mobilenet_v3_small", family="mobilenet_v3", paper=_PAPER, aliases=("mobilenet_v3",))
+@register_model(
+    "mobilenet_v3_small",
+    family="mobilenet_v3",
+    paper=_PAPER,
+    aliases=("mobilenet_v3",),
+    **torchvision_macs("MobileNet_V3_Small_Weights", 0.057),
+)
 def mobilenet_v3_small(**kwargs) -> MobileNetV3:
     return MobileNetV3(_SMALL, 1024, **kwargs)
 
 
-@register_model("mobilenet_v3_large", family="mobilenet_v3", paper=_PAPER)
+@register_model(
+    "mobilenet_v3_large", family="mobilenet_v3", paper=_PAPER, **torchvision_macs("MobileNet_V3_Large_Weights", 0.217)
+)
 def mobilenet_v3_large(**kwargs) -> MobileNetV3:
     return MobileNetV3(_LARGE, 1280, **kwargs)

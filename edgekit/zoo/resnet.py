@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from edgekit.zoo.layers import ClassifierMixin, init_weights, make_divisible
-from edgekit.zoo.registry import register_model
+from edgekit.zoo.registry import register_model, torchvision_macs
 
 
 def _conv3x3(in_ch: int, out_ch: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -202,46 +202,64 @@ _RESNEXT = "Xie et al., Aggregated Residual Transformations for Deep Neural Netw
 _WIDE = "Zagoruyko & Komodakis, Wide Residual Networks, BMVC 2016"
 
 
-@register_model("resnet18", family="resnet", paper=_PAPER, aliases=("resnet",))
+@register_model(
+    "resnet18", family="resnet", paper=_PAPER, aliases=("resnet",), **torchvision_macs("ResNet18_Weights", 1.814)
+)
 def resnet18(**kwargs) -> ResNet:
     return ResNet(BasicBlock, [2, 2, 2, 2], **kwargs)
 
 
-@register_model("resnet34", family="resnet", paper=_PAPER)
+@register_model("resnet34", family="resnet", paper=_PAPER, **torchvision_macs("ResNet34_Weights", 3.664))
 def resnet34(**kwargs) -> ResNet:
     return ResNet(BasicBlock, [3, 4, 6, 3], **kwargs)
 
 
-@register_model("resnet50", family="resnet", paper=_PAPER)
+@register_model("resnet50", family="resnet", paper=_PAPER, **torchvision_macs("ResNet50_Weights", 4.089))
 def resnet50(**kwargs) -> ResNet:
     return ResNet(Bottleneck, [3, 4, 6, 3], **kwargs)
 
 
-@register_model("resnet101", family="resnet", paper=_PAPER)
+@register_model("resnet101", family="resnet", paper=_PAPER, **torchvision_macs("ResNet101_Weights", 7.801))
 def resnet101(**kwargs) -> ResNet:
     return ResNet(Bottleneck, [3, 4, 23, 3], **kwargs)
 
 
-@register_model("resnet152", family="resnet", paper=_PAPER)
+@register_model("resnet152", family="resnet", paper=_PAPER, **torchvision_macs("ResNet152_Weights", 11.514))
 def resnet152(**kwargs) -> ResNet:
     return ResNet(Bottleneck, [3, 8, 36, 3], **kwargs)
 
 
-@register_model("resnext50_32x4d", family="resnext", paper=_RESNEXT, aliases=("resnext",))
+@register_model(
+    "resnext50_32x4d",
+    family="resnext",
+    paper=_RESNEXT,
+    aliases=("resnext",),
+    **torchvision_macs("ResNeXt50_32X4D_Weights", 4.23),
+)
 def resnext50_32x4d(**kwargs) -> ResNet:
     return ResNet(Bottleneck, [3, 4, 6, 3], groups=32, base_width=4, **kwargs)
 
 
-@register_model("resnext101_32x8d", family="resnext", paper=_RESNEXT)
+@register_model(
+    "resnext101_32x8d", family="resnext", paper=_RESNEXT, **torchvision_macs("ResNeXt101_32X8D_Weights", 16.414)
+)
 def resnext101_32x8d(**kwargs) -> ResNet:
     return ResNet(Bottleneck, [3, 4, 23, 3], groups=32, base_width=8, **kwargs)
 
 
-@register_model("wide_resnet50_2", family="wide_resnet", paper=_WIDE, aliases=("wide_resnet",))
+@register_model(
+    "wide_resnet50_2",
+    family="wide_resnet",
+    paper=_WIDE,
+    aliases=("wide_resnet",),
+    **torchvision_macs("Wide_ResNet50_2_Weights", 11.398),
+)
 def wide_resnet50_2(**kwargs) -> ResNet:
     return ResNet(Bottleneck, [3, 4, 6, 3], base_width=128, **kwargs)
 
 
-@register_model("wide_resnet101_2", family="wide_resnet", paper=_WIDE)
+@register_model(
+    "wide_resnet101_2", family="wide_resnet", paper=_WIDE, **torchvision_macs("Wide_ResNet101_2_Weights", 22.753)
+)
 def wide_resnet101_2(**kwargs) -> ResNet:
     return ResNet(Bottleneck, [3, 4, 23, 3], base_width=128, **kwargs)

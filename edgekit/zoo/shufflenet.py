@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from edgekit.zoo.layers import ClassifierMixin, make_divisible
-from edgekit.zoo.registry import register_model
+from edgekit.zoo.registry import register_model, torchvision_macs
 
 
 class ShuffledGroupConv(nn.Conv2d):
@@ -294,34 +294,70 @@ class ShuffleNetV2(ClassifierMixin, nn.Module):
 _V1_PAPER = (
     "Zhang et al., ShuffleNet: An Extremely Efficient Convolutional Neural Network for Mobile Devices, CVPR 2018"
 )
+# The paper's "FLOPs" are multiply-adds (its MobileNet rows are MobileNet's mult-adds).
+_V1_FLOPS = "Zhang et al. 2018, Table 2: ShuffleNet {} (g = 3) {} MFLOPs"
 _V2_PAPER = "Ma et al., ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design, ECCV 2018"
 
 
-@register_model("shufflenet_v1_g3", family="shufflenet_v1", paper=_V1_PAPER, aliases=("shufflenet_v1",))
+@register_model(
+    "shufflenet_v1_g3",
+    family="shufflenet_v1",
+    paper=_V1_PAPER,
+    aliases=("shufflenet_v1",),
+    published_macs=140,
+    macs_source=_V1_FLOPS.format("1x", 140) + " (megvii-model/ShuffleNet-Series README: 138M)",
+)
 def shufflenet_v1_g3(**kwargs) -> ShuffleNetV1:
     return ShuffleNetV1((24, 240, 480, 960), groups=3, **kwargs)
 
 
-@register_model("shufflenet_v1_g3_050", family="shufflenet_v1", paper=_V1_PAPER)
+@register_model(
+    "shufflenet_v1_g3_050",
+    family="shufflenet_v1",
+    paper=_V1_PAPER,
+    published_macs=38,
+    macs_source=_V1_FLOPS.format("0.5x", 38),
+)
 def shufflenet_v1_g3_050(**kwargs) -> ShuffleNetV1:
     return ShuffleNetV1((12, 120, 240, 480), groups=3, **kwargs)
 
 
-@register_model("shufflenet_v2_x0_5", family="shufflenet_v2", paper=_V2_PAPER)
+@register_model(
+    "shufflenet_v2_x0_5",
+    family="shufflenet_v2",
+    paper=_V2_PAPER,
+    **torchvision_macs("ShuffleNet_V2_X0_5_Weights", 0.04),
+)
 def shufflenet_v2_x0_5(**kwargs) -> ShuffleNetV2:
     return ShuffleNetV2((24, 48, 96, 192, 1024), **kwargs)
 
 
-@register_model("shufflenet_v2_x1_0", family="shufflenet_v2", paper=_V2_PAPER, aliases=("shufflenet_v2", "shufflenet"))
+@register_model(
+    "shufflenet_v2_x1_0",
+    family="shufflenet_v2",
+    paper=_V2_PAPER,
+    aliases=("shufflenet_v2", "shufflenet"),
+    **torchvision_macs("ShuffleNet_V2_X1_0_Weights", 0.145),
+)
 def shufflenet_v2_x1_0(**kwargs) -> ShuffleNetV2:
     return ShuffleNetV2((24, 116, 232, 464, 1024), **kwargs)
 
 
-@register_model("shufflenet_v2_x1_5", family="shufflenet_v2", paper=_V2_PAPER)
+@register_model(
+    "shufflenet_v2_x1_5",
+    family="shufflenet_v2",
+    paper=_V2_PAPER,
+    **torchvision_macs("ShuffleNet_V2_X1_5_Weights", 0.296),
+)
 def shufflenet_v2_x1_5(**kwargs) -> ShuffleNetV2:
     return ShuffleNetV2((24, 176, 352, 704, 1024), **kwargs)
 
 
-@register_model("shufflenet_v2_x2_0", family="shufflenet_v2", paper=_V2_PAPER)
+@register_model(
+    "shufflenet_v2_x2_0",
+    family="shufflenet_v2",
+    paper=_V2_PAPER,
+    **torchvision_macs("ShuffleNet_V2_X2_0_Weights", 0.583),
+)
 def shufflenet_v2_x2_0(**kwargs) -> ShuffleNetV2:
     return ShuffleNetV2((24, 244, 488, 976, 2048), **kwargs)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from edgekit.zoo.layers import ClassifierMixin, make_divisible
-from edgekit.zoo.registry import register_model
+from edgekit.zoo.registry import register_model, torchvision_macs
 
 # Stem (out_channels, kernel), then Fire modules (squeeze, expand1x1, expand3x3) and "M" (3x3/2 max-pool).
 _V1_0 = (
@@ -151,11 +151,17 @@ _PAPER = (
 )
 
 
-@register_model("squeezenet1_0", family="squeezenet", paper=_PAPER)
+@register_model("squeezenet1_0", family="squeezenet", paper=_PAPER, **torchvision_macs("SqueezeNet1_0_Weights", 0.819))
 def squeezenet1_0(**kwargs) -> SqueezeNet:
     return SqueezeNet(_V1_0, **kwargs)
 
 
-@register_model("squeezenet1_1", family="squeezenet", paper=_PAPER, aliases=("squeezenet",))
+@register_model(
+    "squeezenet1_1",
+    family="squeezenet",
+    paper=_PAPER,
+    aliases=("squeezenet",),
+    **torchvision_macs("SqueezeNet1_1_Weights", 0.349),
+)
 def squeezenet1_1(**kwargs) -> SqueezeNet:
     return SqueezeNet(_V1_1, **kwargs)

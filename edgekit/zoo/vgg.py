@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from edgekit.zoo.layers import ClassifierMixin, init_weights, make_divisible
-from edgekit.zoo.registry import register_model
+from edgekit.zoo.registry import register_model, torchvision_macs
 
 # Conv widths per stage; "M" is a 2x2/2 max-pool (Table 1 of the paper).
 _CFGS = {
@@ -88,41 +88,41 @@ class VGG(ClassifierMixin, nn.Module):
 _PAPER = "Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition, ICLR 2015"
 
 
-@register_model("vgg11", family="vgg", paper=_PAPER)
+@register_model("vgg11", family="vgg", paper=_PAPER, **torchvision_macs("VGG11_Weights", 7.609))
 def vgg11(**kwargs) -> VGG:
     return VGG(_CFGS["A"], batch_norm=False, **kwargs)
 
 
-@register_model("vgg11_bn", family="vgg", paper=_PAPER)
+@register_model("vgg11_bn", family="vgg", paper=_PAPER, **torchvision_macs("VGG11_BN_Weights", 7.609))
 def vgg11_bn(**kwargs) -> VGG:
     return VGG(_CFGS["A"], batch_norm=True, **kwargs)
 
 
-@register_model("vgg13", family="vgg", paper=_PAPER)
+@register_model("vgg13", family="vgg", paper=_PAPER, **torchvision_macs("VGG13_Weights", 11.308))
 def vgg13(**kwargs) -> VGG:
     return VGG(_CFGS["B"], batch_norm=False, **kwargs)
 
 
-@register_model("vgg13_bn", family="vgg", paper=_PAPER)
+@register_model("vgg13_bn", family="vgg", paper=_PAPER, **torchvision_macs("VGG13_BN_Weights", 11.308))
 def vgg13_bn(**kwargs) -> VGG:
     return VGG(_CFGS["B"], batch_norm=True, **kwargs)
 
 
-@register_model("vgg16", family="vgg", paper=_PAPER, aliases=("vgg",))
+@register_model("vgg16", family="vgg", paper=_PAPER, aliases=("vgg",), **torchvision_macs("VGG16_Weights", 15.47))
 def vgg16(**kwargs) -> VGG:
     return VGG(_CFGS["D"], batch_norm=False, **kwargs)
 
 
-@register_model("vgg16_bn", family="vgg", paper=_PAPER)
+@register_model("vgg16_bn", family="vgg", paper=_PAPER, **torchvision_macs("VGG16_BN_Weights", 15.47))
 def vgg16_bn(**kwargs) -> VGG:
     return VGG(_CFGS["D"], batch_norm=True, **kwargs)
 
 
-@register_model("vgg19", family="vgg", paper=_PAPER)
+@register_model("vgg19", family="vgg", paper=_PAPER, **torchvision_macs("VGG19_Weights", 19.632))
 def vgg19(**kwargs) -> VGG:
     return VGG(_CFGS["E"], batch_norm=False, **kwargs)
 
 
-@register_model("vgg19_bn", family="vgg", paper=_PAPER)
+@register_model("vgg19_bn", family="vgg", paper=_PAPER, **torchvision_macs("VGG19_BN_Weights", 19.632))
 def vgg19_bn(**kwargs) -> VGG:
     return VGG(_CFGS["E"], batch_norm=True, **kwargs)
