@@ -156,8 +156,9 @@ def eval_onnx(path: Path, data_name: str, threads: int = 0) -> dict:
 
 
 def model_rows(pattern: str | None = None) -> list[dict]:
-    """The zoo's models matching `pattern`: name, family, params, MACs at the default input size, input
-    size (C, H, W) and paper."""
+    """The zoo's models matching `pattern`: name, family, params, MACs at the default input size (convolutions
+    and linear layers, as papers count them), the published MACs where known (None otherwise), input size
+    (C, H, W) and paper."""
     from edgekit.metrics import count_macs, count_params
     from edgekit.zoo import MODELS, create_model
 
@@ -172,6 +173,7 @@ def model_rows(pattern: str | None = None) -> list[dict]:
             params, macs = count_params(model), count_macs(model, spec.input_size)
         rows.append(
             {"name": name, "family": spec.family, "params": params, "macs": macs,
+             "published_macs": None if spec.published_macs is None else round(spec.published_macs * 1e6),
              "input_size": list(spec.input_size), "paper": spec.paper}
         )  # fmt: skip
     return rows
@@ -184,9 +186,10 @@ def model_aliases() -> dict[str, str]:
 
 
 def model_table(pattern: str | None = None) -> str:
-    head = ("name", "family", "params", "MACs", "input", "paper")
+    head = ("name", "family", "params", "MACs", "paper MACs", "input", "paper")
     rows = [head] + [
         (r["name"], r["family"], f"{r['params'] / 1e6:.2f}M", f"{r['macs'] / 1e6:.1f}M",
+         "-" if r["published_macs"] is None else f"{r['published_macs'] / 1e6:g}M",
          "x".join(map(str, r["input_size"])), r["paper"])
         for r in model_rows(pattern)
     ]  # fmt: skip

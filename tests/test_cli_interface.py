@@ -102,7 +102,7 @@ def test_json_run_with_an_exact_run_dir(tmp_path, capsys):
     captured = capsys.readouterr()
     obj = json.loads(captured.out)
     run_dir = tmp_path / "nightly"
-    assert obj["status"] == "passed" and obj["run_dir"] == str(run_dir) and obj["exit_code"] == 0
+    assert obj["status"] == "ok" and obj["run_dir"] == str(run_dir) and obj["exit_code"] == 0
     assert Path(obj["ship"]).is_file() and Path(obj["ship"]).parent == run_dir
     assert {r["artifact"] for r in obj["results"]} >= {"model.onnx", "baseline.onnx"}
     assert "run folder" in captured.err and "run folder" in log_file.read_text()  # log lines: stderr and file
@@ -172,3 +172,19 @@ def test_recipe_commands(tmp_path, capsys):
     assert len(err.splitlines()) == 1
     assert main(["recipe", "check", str(ROOT / "recipes" / "mobilenet_v3_fashion_mnist.yaml"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["recipe"]["model"]["name"] == "mobilenet_v3"
+
+
+def test_profile_command(tmp_path, capsys):
+    import edgekit
+    from edgekit.export.onnx_file import save_onnx, to_onnx
+
+    path = tmp_path / "lenet.onnx"
+    model = edgekit.create_model("lenet5", num_classes=10, in_chans=1, small_input=True).eval()
+    save_onnx(to_onnx(model, (1, 28, 28), 17, simplify=False), path)
+    assert main(["profile", str(path), "--runs", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    convs = [r for r in result["rows"] if r["op_type"] == "Conv"]
+    assert convs and all(r["macs"] > 0 for r in convs) and result["runs"] == 3
+    assert main(["profile", str(path), "--runs", "3", "--top", "2"]) == 0
+    assert "MAC/B" in capsys.readouterr().out
+    assert main(["profile", str(tmp_path / "missing.onnx")]) == 2

@@ -18,6 +18,7 @@ LAYERS = {
         "report_table",
         "report_html",
         "report_compare",
+        "report_profile",
         "tools",
         "doctor",
         "manifest",

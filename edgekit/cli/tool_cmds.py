@@ -29,7 +29,7 @@ def models(
     pattern: Annotated[str | None, typer.Argument(help="glob filter, e.g. 'mobilenet*'", show_default=False)] = None,
     json_output: JSON = False,
 ) -> None:
-    """List the model zoo: name, family, params and MACs at the default input size, input size, paper."""
+    """List the model zoo: name, family, params, MACs (and the published figure) at the default input size."""
     from edgekit.tools import model_aliases, model_rows, model_table
 
     if json_output:
@@ -181,4 +181,22 @@ def report(
         keys = ("run_dir", "status", "error", "model", "data", "target", "max_drop", "ship", "results", "gates")
         return emit_json({"schema_version": 1, "runs": [{k: r.get(k) for k in keys} for r in runs], "html": html})
     typer.echo(compare(run_dirs, html), nl=False)
+    return None
+
+
+def profile(
+    onnx_file: Annotated[Path, typer.Argument(help="ONNX model, e.g. artifacts/<run>/model.int8.onnx")],
+    threads: Annotated[int, typer.Option(help="intra-op threads (1 as in validate; 0 = all cores)")] = 1,
+    runs: Annotated[int, typer.Option(help="timed runs; each layer's time is its median")] = 50,
+    batch: Annotated[int, typer.Option(help="batch size of the profiled runs")] = 1,
+    top: Annotated[int, typer.Option(help="rows shown, slowest first (0 = all)")] = 20,
+    json_output: JSON = False,
+) -> None:
+    """Per-layer time in ONNX Runtime beside MACs, parameters, bytes moved and MACs per byte."""
+    from edgekit.backends.profile import format_profile, profile_onnx
+
+    result = profile_onnx(onnx_file, threads=threads, runs=runs, batch=batch)
+    if json_output:
+        return emit_json(result)
+    typer.echo(format_profile(result, top=top))
     return None
