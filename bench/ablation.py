@@ -56,6 +56,7 @@ BASELINE_ROWS: dict[str, dict] = {
     "no-crop": {"train.augment_pad": 0},
     "lr-6e-3": {"train.lr": 6e-3},
     "no-label-smoothing": {"train.label_smoothing": 0.0},
+    "batch-64": {"train.batch_size": 64},
 }
 
 

@@ -95,7 +95,9 @@ def _execute(build_recipe: Any, flags: dict[str, Any], positional: tuple[str, An
 def compress(
     model: Annotated[
         str | None,
-        typer.Argument(help="zoo model or alias, e.g. mobilenet_v3 (see `edgekit models`)", show_default=False),
+        typer.Argument(
+            metavar="MODEL", help="zoo model or alias, e.g. mobilenet_v3 (see `edgekit models`)", show_default=False
+        ),
     ] = None,
     recipe: Annotated[
         str | None,
@@ -130,6 +132,7 @@ def run(
     recipe: Annotated[
         str | None,
         typer.Argument(
+            metavar="RECIPE",
             help="recipe YAML file, e.g. recipes/mobilenet_v3_fashion_mnist.yaml or artifacts/<run>/recipe.yaml",
             show_default=False,
         ),
