@@ -98,7 +98,7 @@ def tiny_onnx(tmp: Path, name: str = "m.onnx") -> Path:
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 16])],
         [w],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     model.ir_version = 8
     path = tmp / name
     onnx.save_model(model, str(path))

@@ -47,7 +47,7 @@ def _onnx(path: Path, qdq: bool) -> Path:
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)],
         inits,
     )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
     return path
 
 

@@ -17,6 +17,10 @@ import time
 
 import numpy as np
 
+# The IR version that goes with opset 17. onnx's make_model stamps its own newest IR (14 in onnx 1.23),
+# which ONNX Runtime before 1.24 (the releases with Python 3.10 wheels) refuses to load.
+IR_VERSION = 8
+
 # M x K times K x N: 256 x 1024 x 1024 = 268M MACs a run, long enough (tens of ms) to time, and a shape
 # whose panels stay in L2 the way a convolution's im2col tiles do.
 M, K, N = 256, 1024, 1024
@@ -45,7 +49,7 @@ def _gemm(int8: bool):
         node = helper.make_node("MatMul", ["x", "w"], ["y"])
     graph = helper.make_graph([node], "peak", [x], [y], initializer=[numpy_helper.from_array(w, "w")])
     feed = rng.integers(0, 256, (M, K), dtype=np.uint8) if int8 else rng.standard_normal((M, K)).astype(np.float32)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), feed, M * K * N
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=IR_VERSION), feed, M * K * N
 
 
 def _conv(int8: bool):
@@ -79,7 +83,7 @@ def _conv(int8: bool):
         nodes = [helper.make_node("Conv", ["x", "w"], ["y"], pads=pads)]
     graph = helper.make_graph(nodes, "peak", [x], [y], initializer=inits)
     feed = rng.standard_normal(shape).astype(np.float32)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), feed, n * c * c * 9 * side * side
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=IR_VERSION), feed, n * c * c * 9 * side * side
 
 
 def _rate(kernel, int8: bool, threads: int, seconds: float) -> float:
