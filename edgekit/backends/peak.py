@@ -83,7 +83,11 @@ def _conv(int8: bool):
         nodes = [helper.make_node("Conv", ["x", "w"], ["y"], pads=pads)]
     graph = helper.make_graph(nodes, "peak", [x], [y], initializer=inits)
     feed = rng.standard_normal(shape).astype(np.float32)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=IR_VERSION), feed, n * c * c * 9 * side * side
+    return (
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=IR_VERSION),
+        feed,
+        n * c * c * 9 * side * side,
+    )
 
 
 def _rate(kernel, int8: bool, threads: int, seconds: float) -> float:

@@ -1,0 +1,381 @@
+"""The compression search (edgekit.search): GA and PSO operators, determinism, resume, the evaluator's
+cache, the Pareto front, and a small end-to-end search on LeNet-5 and the shipped Fashion-MNIST slice
+whose chosen layer_ratios reproduce its architecture through the prune stage. Latency is measured but
+only its structure is asserted (timing thresholds do not belong in unit tests)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import edgekit
+from conftest import SLICE
+from edgekit.artifact import Artifact, Role
+from edgekit.data import DataConfig, load_data
+from edgekit.data.transforms import normalize
+from edgekit.errors import EdgekitError
+from edgekit.metrics import count_macs, count_params
+from edgekit.search import Config, pareto_front, run_search
+from edgekit.search.algorithm import initial_population, snap
+from edgekit.search.ga import GeneticAlgorithm, elites, mutate, one_point_crossover, tournament, uniform_crossover
+from edgekit.search.latency import LatencyMeter
+from edgekit.search.proxy import Proxy
+from edgekit.search.pso import ParticleSwarm, pso_step
+from edgekit.search.random_search import RandomSearch
+from edgekit.search.space import PruneSettings, build_space, keep_levels, kept_channels
+
+SIZE = (1, 28, 28)
+LEVELS = keep_levels(0.3, 0.05)
+# a fast search: no latency unless a test asks, few proxy images, a short finalist check
+FAST = dict(population=4, proxy_images=200, bn_images=100, finalists=1, measure_latency=False)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_data(DataConfig(root=str(SLICE)))
+
+
+@pytest.fixture(scope="module")
+def lenet(data):
+    """LeNet-5 trained two epochs on the slice: enough for the proxy to tell candidates apart."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # module fixtures run before the function-scoped _one_thread
+    torch.manual_seed(0)
+    model = edgekit.create_model("lenet5", num_classes=10, in_chans=1, small_input=True)
+    opt = torch.optim.AdamW(model.parameters(), 3e-3)
+    x, y = normalize(data.train.images, data.mean, data.std), data.train.labels
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(2):
+        perm = torch.randperm(len(y), generator=gen)
+        for i in range(0, len(y), 64):
+            idx = perm[i : i + 64]
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    torch.set_num_threads(before)
+    return model.eval()
+
+
+def _widths(model: nn.Module) -> dict[str, int]:
+    return {
+        n: m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
+        for n, m in model.named_modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    }
+
+
+def _algo(cls, seed=0, n_genes=5, **cfg):
+    return cls(LEVELS, n_genes, Config(target_macs=0.5, **{"population": 8, **cfg}), np.random.default_rng(seed))
+
+
+def _run(algo, generations, score):
+    """ask/tell for `generations` with a synthetic fitness; returns every population asked."""
+    asked = []
+    for _ in range(generations):
+        pop = algo.ask()
+        asked.append(pop)
+        algo.tell([score(g) for g in pop])
+    return asked
+
+
+def _synthetic(genes) -> float:
+    """Feasible (the proxy: more kept channels) while the mean level stays <= 6, else minus the excess."""
+    excess = float(np.mean(genes)) - 6
+    return float(np.sum(genes)) / 100 if excess <= 0 else -excess
+
+
+# --- GA operators ---------------------------------------------------------------------------------
+
+
+def test_uniform_crossover_mixes_both_parents_genes():
+    rng = np.random.default_rng(0)
+    a, b = np.zeros(64, dtype=np.int64), np.full(64, 9, dtype=np.int64)
+    child = uniform_crossover(rng, a, b)
+    assert set(child.tolist()) == {0, 9}  # every gene from a parent, both parents present
+    assert 16 < int((child == 0).sum()) < 48
+
+
+def test_one_point_crossover_is_a_prefix_and_a_suffix():
+    rng = np.random.default_rng(1)
+    a, b = np.arange(10), np.arange(10) + 100
+    for _ in range(20):
+        child = one_point_crossover(rng, a, b)
+        cut = int(np.argmax(child >= 100))
+        assert 1 <= cut <= 9
+        assert child[:cut].tolist() == a[:cut].tolist() and child[cut:].tolist() == b[cut:].tolist()
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.5, 1.0])
+def test_mutation_rate_is_respected(rate):
+    genes = np.full(20_000, 3, dtype=np.int64)
+    out = mutate(np.random.default_rng(0), genes, rate, len(LEVELS))
+    changed = float((out != genes).mean())
+    assert abs(changed - rate) < 0.015  # a mutated gene always moves to another level
+    assert out.min() >= 0 and out.max() < len(LEVELS)
+
+
+def test_tournament_and_elites_pick_the_fittest():
+    fitness = np.array([0.1, 0.9, -0.5, 0.4, 0.9])
+    assert elites(fitness, 3).tolist() == [1, 4, 3]
+    # a tournament of the whole population (without replacement) is the best individual
+    assert tournament(np.random.default_rng(0), fitness, 5) in (1, 4)
+
+
+def test_elitism_keeps_the_best_candidate():
+    ga = _algo(GeneticAlgorithm, elite=2, mutation_rate=1.0, crossover_rate=1.0)
+    pop = ga.ask()
+    fitness = np.linspace(0, 0.7, len(pop))
+    fitness[5] = 0.99
+    ga.tell(fitness)
+    nxt = ga.ask()
+    assert nxt[0].tolist() == pop[5].tolist() and nxt[1].tolist() == pop[7].tolist()
+    assert ga.best_genes is not None and ga.best_genes.tolist() == pop[5].tolist()
+
+
+def test_first_generation_holds_uniform_candidates_from_the_unpruned_one_down():
+    pop = initial_population(np.random.default_rng(0), 6, len(LEVELS), 10, 4)
+    top = len(LEVELS) - 1
+    assert pop[0].tolist() == [top] * 6 and pop[3].tolist() == [0] * 6
+    assert all(len(set(row.tolist())) == 1 for row in pop[:4]) and pop.shape == (10, 6)
+
+
+# --- PSO ------------------------------------------------------------------------------------------
+
+
+def test_pso_step_keeps_positions_in_bounds():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.3, 1.0, (50, 7))
+    v = rng.uniform(-5, 5, (50, 7))  # far beyond the range
+    personal, best = rng.uniform(0.3, 1.0, (50, 7)), np.full((1, 7), 0.3)
+    for _ in range(10):
+        x, v = pso_step(rng, x, v, personal, best, (0.9, 2.0, 2.0), 0.2, (0.3, 1.0))
+        assert x.min() >= 0.3 and x.max() <= 1.0
+        assert np.abs(v).max() <= 0.2 + 1e-12
+
+
+def test_pso_proposes_positions_snapped_to_the_ladder():
+    pso = _algo(ParticleSwarm, max_velocity=1.0, inertia=1.5)
+    for pop in _run(pso, 6, lambda g: float(np.random.default_rng(int(g.sum())).random()))[1:]:
+        assert pop.min() >= 0 and pop.max() < len(LEVELS)
+    levels = np.asarray(LEVELS)
+    assert pso.x.min() >= levels[0] and pso.x.max() <= levels[-1]
+    nxt = pso.ask()
+    assert nxt.tolist() == np.abs(pso.x[..., None] - levels).argmin(-1).tolist()  # the nearest level
+    assert snap(np.array([0.3, 0.324, 0.326, 1.0]), levels).tolist() == [0, 0, 1, len(LEVELS) - 1]
+
+
+def test_pso_moves_towards_the_best():
+    pso = _algo(ParticleSwarm)
+    _run(pso, 8, _synthetic)
+    assert pso.best_fitness > 0 and pso.best_genes is not None
+    assert float(np.mean(pso.best_genes)) <= 6
+
+
+# --- determinism and state ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [GeneticAlgorithm, ParticleSwarm, RandomSearch])
+def test_same_seed_same_search(cls):
+    a, b, c = _run(_algo(cls, 3), 5, _synthetic), _run(_algo(cls, 3), 5, _synthetic), _run(_algo(cls, 4), 5, _synthetic)
+    assert [p.tolist() for p in a] == [p.tolist() for p in b]
+    assert [p.tolist() for p in a] != [p.tolist() for p in c]
+
+
+@pytest.mark.parametrize("cls", [GeneticAlgorithm, ParticleSwarm])
+def test_state_round_trips_through_json(cls):
+    straight = _algo(cls)
+    _run(straight, 5, _synthetic)
+    first = _algo(cls)
+    _run(first, 2, _synthetic)
+    resumed = _algo(cls, seed=99)  # its own RNG is replaced by the saved one
+    resumed.restore(json.loads(json.dumps(first.state())))
+    _run(resumed, 3, _synthetic)
+    assert resumed.state() == straight.state()
+
+
+# --- space and evaluator --------------------------------------------------------------------------
+
+
+def test_kept_channels_rounds_down_and_keeps_the_floor():
+    assert kept_channels(120, 0.5, 8, 0.9) == 56  # int(60) -> 56
+    assert kept_channels(16, 0.3, 8, 0.9) == 8
+    assert kept_channels(6, 0.1, 8, 0.9) == 6  # int(5.4) = 5 -> 0 -> the floor (1) rounded up to 8, capped at 6
+    assert kept_channels(84, 0.0, 8, 0.9) == 84 and kept_channels(84, 0.05, 1, 0.9) == 79
+
+
+@pytest.mark.parametrize(
+    "name,kwargs", [("lenet5", {}), ("mobilenet_v3_small", {"width_mult": 0.5})], ids=["lenet5", "mnv3"]
+)
+def test_space_predicts_the_pruners_widths(name, kwargs, data):
+    """The cache key (widths computed without pruning) is what the pruner really builds."""
+    from edgekit.search.evaluator import Evaluator
+
+    torch.manual_seed(0)
+    model = edgekit.create_model(name, num_classes=10, in_chans=1, small_input=True, **kwargs).eval()
+    settings = PruneSettings(round_to=8)
+    space = build_space(model, SIZE, settings, LEVELS)
+    assert space.n_genes > 0
+    ev = Evaluator(model, space, settings, SIZE, Proxy(data, 50, 50, 50, 0), None)
+    rng = np.random.default_rng(0)
+    for genes in [
+        space.top,
+        np.zeros(space.n_genes, dtype=np.int64),
+        *rng.integers(0, len(LEVELS), (3, space.n_genes)),
+    ]:
+        widths = _widths(ev.pruned(genes, prepare=False))
+        predicted = space.widths(genes)
+        assert all(widths[m] == w for g, w in zip(space.groups, predicted, strict=True) for m in g.modules)
+
+
+def test_evaluator_caches_by_architecture(lenet, data):
+    from edgekit.search.evaluator import Evaluator
+
+    settings = PruneSettings(round_to=8)
+    space = build_space(lenet, SIZE, settings, LEVELS)
+    c3 = next(i for i, g in enumerate(space.groups) if g.modules == ("c3",))
+    assert [g.modules for g in space.groups] == [("c1",), ("c3",), ("c5",), ("fc1",)]
+    assert not space.groups[0].searched  # 6 channels: round_to 8 cannot narrow it
+    ev = Evaluator(lenet, space, settings, SIZE, Proxy(data, 100, 100, 100, 0), LatencyMeter(SIZE, 0.01, 0, 3))
+    genes = space.top.copy()
+    genes[space.searched.index(c3)] = LEVELS.index(0.5)
+    first = ev(genes)
+    assert ev.evaluations == 1 and ev.hits == 0
+    assert first.latency_ms is not None and first.latency_ms > 0 and 0 <= first.proxy_top1 <= 1
+    assert first.widths[c3] == 8 and first.macs < ev.base_macs and first.params == count_params(ev.pruned(genes))
+    again = genes.copy()
+    again[space.searched.index(c3)] = LEVELS.index(0.55)  # int(16 * 0.55) = 8 as well: the same architecture
+    assert ev(again) is first and ev(genes) is first
+    assert ev.evaluations == 1 and ev.hits == 2
+
+
+def test_pareto_front_on_given_points():
+    # (cost, accuracy): lower cost and higher accuracy win
+    points = [(1.0, 0.5), (2.0, 0.7), (1.5, 0.4), (3.0, 0.7), (2.0, 0.7), (0.5, 0.2), (2.5, 0.9), (0.5, 0.1)]
+    assert pareto_front(points) == [5, 0, 1, 4, 6]
+    assert pareto_front([]) == []
+
+
+def test_chart_shows_points_front_uniform_chosen_and_target():
+    from edgekit.search.chart import front_png, front_svg
+
+    points = [(1.0, 0.5), (2.0, 0.7), (1.5, 0.4)]
+    args = (points, pareto_front(points), "latency_ms", 1.8, [(1.5, 0.4), (2.0, 0.7)], (1.0, 0.5))
+    svg = front_svg(*args)
+    assert svg.startswith("<svg") and "</svg>" in svg
+    for legend in ("evaluated", "Pareto front", "uniform ratio", "chosen", "target", "p50 latency"):
+        assert legend in svg
+    assert front_svg(*args) == svg  # reproducible bytes (no date, fixed hash salt)
+    assert front_png(*args)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_config_needs_a_reachable_target(lenet, data, tmp_path):
+    with pytest.raises(EdgekitError, match="give a target"):
+        run_search(lenet, data, out_dir=tmp_path, **FAST)
+    # c1 (6 channels) cannot narrow at round_to 8: under 0.59 of LeNet's MACs is out of reach
+    with pytest.raises(EdgekitError, match=r"target_macs 0.3 is out of reach.*>= 0\.5"):
+        run_search(lenet, data, target_macs=0.3, out_dir=tmp_path, **FAST)
+    with pytest.raises(EdgekitError, match="elite"):
+        Config(population=2, elite=2)
+
+
+def test_config_builds_from_a_recipe_section():
+    """What the run layer will do with a `search:` section: strict keys, Literal choices, ranges."""
+    from edgekit.config import ConfigError, build
+
+    cfg = build(Config, {"algorithm": "pso", "target_latency_ms": 2, "budget_evals": 40}, "search")
+    assert cfg.algorithm == "pso" and cfg.target_latency_ms == 2.0 and cfg.measures_latency
+    with pytest.raises(ConfigError, match=r"algorithm = 'cma' is not allowed.*min_keep = 0.0 is out of range"):
+        build(Config, {"algorithm": "cma", "min_keep": 0}, "search")
+
+
+# --- searches on LeNet-5 --------------------------------------------------------------------------
+
+
+def _strip(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+def test_same_seed_and_budget_give_the_same_result(lenet, data, tmp_path):
+    runs = [
+        run_search(lenet, data, target_macs=0.75, algorithm="ga", budget_evals=8, seed=s, out_dir=tmp_path / d, **FAST)
+        for s, d in ((5, "a"), (5, "b"), (6, "c"))
+    ]
+    a, b, c = (_strip(r.data["evaluated"]) for r in runs)
+    assert a == b and runs[0].chosen is not None
+    assert runs[0].layer_ratios == runs[1].layer_ratios
+    assert a != c  # another seed searches elsewhere
+
+
+@pytest.mark.parametrize("algorithm", ["ga", "pso"])
+def test_resume_continues_exactly(algorithm, lenet, data, tmp_path):
+    kw = dict(target_macs=0.75, algorithm=algorithm, budget_evals=100, seed=1, stall_generations=100, **FAST)
+    straight = run_search(lenet, data, out_dir=tmp_path / "straight", max_generations=4, **kw)
+    run_search(lenet, data, out_dir=tmp_path / "halves", max_generations=2, **kw)
+    resumed = run_search(lenet, data, out_dir=tmp_path / "halves", max_generations=4, resume=True, **kw)
+    assert resumed.generations == straight.generations == 4
+    s_state = json.loads((tmp_path / "straight" / "search_state.json").read_text())
+    r_state = json.loads((tmp_path / "halves" / "search_state.json").read_text())
+    assert r_state["algorithm"] == s_state["algorithm"]  # population, velocities, bests, RNG state
+    assert _strip(r_state["records"]) == _strip(s_state["records"])
+    assert [h["evaluations"] for h in r_state["progress"]["history"]] == [
+        h["evaluations"] for h in s_state["progress"]["history"]
+    ]
+    assert resumed.layer_ratios == straight.layer_ratios
+    with pytest.raises(EdgekitError, match="other settings seed"):
+        run_search(lenet, data, out_dir=tmp_path / "halves", resume=True, **{**kw, "seed": 2})
+
+
+def test_search_meets_the_macs_target_and_its_recipe_reproduces_the_architecture(lenet, data, tmp_path):
+    from edgekit.recipe import from_dict, read_yaml
+    from edgekit.stages import prune
+    from edgekit.stages.context import Context
+
+    base = {"model": {"name": "lenet5"}, "prune": {"steps": 2, "finetune_batches": 2, "batch_size": 32}}
+    timing = dict(latency_window_s=0.01, latency_warmup_s=0, latency_min_runs=3, reference_latency_s=0.01)
+    settings = {**FAST, "measure_latency": True, **timing}
+    res = run_search(
+        lenet, data, target_macs=0.7, algorithm="ga", budget_evals=10, seed=0, out_dir=tmp_path, base_recipe=base,
+        final_latency_s=0.01, **settings,
+    )  # fmt: skip
+    chosen = res.chosen
+    assert chosen is not None and chosen["confirmed"]
+    assert chosen["macs_fraction"] <= 0.7 and chosen["macs"] <= 0.7 * count_macs(lenet, SIZE)
+    assert chosen["latency_ms"] > 0 and chosen["final_latency_ms"] > 0 and 0 <= chosen["val_top1"] <= 1
+    assert 0 < res.evaluations <= 10 and res.stopped_by in ("budget_evals", "stalled")
+
+    # the written files: result, recipe, chart
+    assert res.result_path is not None and res.recipe_path is not None
+    result = json.loads(res.result_path.read_text())
+    assert result["algorithm"] == "ga" and result["seed"] == 0 and result["evaluations"] == res.evaluations
+    assert result["front"] and all(r in result["evaluated"] for r in result["front"])
+    assert {"seconds", "evaluations", "cache_hits"} <= set(result["search_cost"])
+    assert result["baseline"]["macs_fraction"] == 1.0 and result["uniform"]
+    assert result["latency"]["reference_ms"] > 0  # timed against the unpruned model, interleaved
+    assert res.chart_path is not None and res.chart_path.read_text().startswith("<svg")
+    tree = read_yaml(res.recipe_path)
+    recipe = from_dict(tree, "search recipe")  # a recipe edgekit run accepts
+    assert recipe.model.name == "lenet5" and recipe.prune.steps == 2 and recipe.prune.scope == "uniform"
+    assert recipe.prune.layer_ratios == chosen["layer_ratios"] and recipe.prune.target_macs is None
+
+    # through the prune stage as `edgekit run` runs it: not skipped, the same channel counts
+    assert prune.skip(None, recipe.prune, None) is None
+    art = Artifact(tmp_path)
+    art.add(Role.BASELINE, tmp_path / "b.pt", count_params(lenet), count_macs(lenet, SIZE), module=lenet)
+    metrics = prune.run(art, recipe.prune, Context(recipe, data, tmp_path))
+    staged = art[Role.PRUNED].module
+    assert staged is not None and metrics["macs_after"] == chosen["macs"]
+    space = result["space"]["groups"]
+    assert all(_widths(staged)[m] == w for g, w in zip(space, chosen["widths"], strict=True) for m in g["modules"])
