@@ -124,6 +124,8 @@ class RunInfo:
     threads: int | None = None
     ship: dict[str, Any] | None = None
     resumed: list[dict[str, Any]] = field(default_factory=list)
+    world_size: int = 1  # processes that trained (torch.distributed); a resume must use as many
+    backend: str | None = None  # their collectives' backend: gloo (CPU) or nccl (CUDA); None in one process
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

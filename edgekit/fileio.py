@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from edgekit.distributed import check_writer
 from edgekit.errors import EdgekitError
 
 
@@ -29,6 +30,7 @@ def atomic_named(target: str | Path, name_of: Callable[[Path], str]) -> Iterator
     """atomic_path whose final name, in `target`'s folder, is `name_of(finished temporary file)`: a cache
     entry named by the hash of its bytes is renamed into place under that name in one step."""
     target = Path(target)
+    check_writer(target)  # a distributed run's other ranks never write
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         tmp_path = _new_temp(target)

@@ -6,10 +6,13 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from torch import nn
 
+import edgekit.distributed as dist
 import edgekit.gates as gates
 import edgekit.manifest as manifest
 import edgekit.report as report
@@ -25,11 +28,13 @@ from edgekit.recipe import Recipe, dump, load_recipe
 from edgekit.stages import ORDER, Stage, distill, load
 from edgekit.stages.context import Context
 from edgekit.stages.work import planned
+from edgekit.training import OptimConfig, release, serve
 from edgekit.zoo import model_spec, resolve_name
 from edgekit.zoo.pretrained import PRETRAINED_KEYWORD, pretrained_state_dict
 from edgekit.zoo.user import is_user_name
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 PYTHON_DATA = "python"  # data.name of a run whose data was given from Python
 
 
@@ -145,10 +150,38 @@ def check_inputs(recipe: Recipe, model: nn.Module | None = None, data: Dataset |
     elif recipe.model.weights:
         read_state_dict(recipe.model.weights)
     distill.check_inputs(recipe.distill)
+    check_world(recipe)
     if recipe.target.platform == "openvino":
         from edgekit.backends.openvino_cpu import require_openvino
 
         require_openvino()
+
+
+def check_world(recipe: Recipe) -> None:
+    """In a distributed run every training section's global batch must split evenly among the processes."""
+    world = dist.world_size()
+    if world == 1:
+        return
+    for name in ("train", "distill", "qat", "rewrite"):
+        cfg = getattr(recipe, name)
+        if isinstance(cfg, OptimConfig):
+            dist.check_batch(name, cfg.batch_size, world)
+
+
+def lead(work: Callable[[], T]) -> T | None:
+    """Run `work` (pipeline.run or resume) in a distributed run's process group: rank 0 does it and
+    writes the run folder; the other ranks train inside its fit calls and return None. In one process,
+    just `work()`."""
+    with dist.group():
+        if not dist.is_main():
+            logging.getLogger("edgekit").setLevel(logging.WARNING)  # one process prints the run
+            serve()
+            return None
+        try:
+            return work()
+        finally:
+            if dist.world_size() > 1:
+                release()
 
 
 def default_input_px(recipe: Recipe) -> int:
@@ -185,6 +218,7 @@ def resume(run_dir: str | Path) -> Artifact:
         )
     recipe = load_recipe(recipe_file)
     check_inputs(recipe)
+    _check_same_world(run_dir, manifest.run_info(saved).world_size)
     history = manifest.records(saved)
     done = {r.name for r in history}
     if all(stage.name in done for stage in ORDER):
@@ -208,6 +242,18 @@ def resume(run_dir: str | Path) -> Artifact:
     return _execute(recipe, ctx, art, done)
 
 
+def _check_same_world(run_dir: Path, started: int) -> None:
+    """A run resumes with the process count it started with: each process's shard of every batch, and so
+    the epoch checkpoint's continuation, depends on it."""
+    now = dist.world_size()
+    if now != started:
+        how = f"--nproc {started}" if started > 1 else "in one process (without --nproc or torchrun)"
+        raise EdgekitError(
+            f"{run_dir} was started with {started} process(es) and this resume has {now}: resume it {how}, e.g. "
+            f"edgekit run --resume {run_dir}" + (f" --nproc {started}" if started > 1 else "")
+        )
+
+
 def _execute(recipe: Recipe, ctx: Context, art: Artifact, done: set[str]) -> Artifact:
     """Run the stages not in `done`; after each, record it in the manifest (so a resume starts after
     it) and judge the accuracy gates."""
@@ -215,6 +261,7 @@ def _execute(recipe: Recipe, ctx: Context, art: Artifact, done: set[str]) -> Art
     art.info.gate_config = as_dict(recipe.gate)
     art.info.max_drop = recipe.gate.max_drop
     art.info.target = recipe.target.platform
+    art.info.world_size, art.info.backend = dist.world_size(), dist.backend()
     gate_failed = None
     eta = RunEta({})
     for stage in ORDER:

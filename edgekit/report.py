@@ -36,6 +36,8 @@ def build(art: Artifact, status: str = "ok", error: str | None = None) -> dict:
         "gate_config": info.gate_config,
         "ship": info.ship,
         "resumed": info.resumed,
+        "world_size": info.world_size,
+        "backend": info.backend,
         "env": env,
         "notes": transfer_notes(info.transfer)
         + notes(info.results)

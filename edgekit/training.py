@@ -15,6 +15,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+import edgekit.distributed as dist
 from edgekit.accelerator import amp_dtype, autocast, grad_scaler, precision_name, resolve_device
 from edgekit.config import ranged
 from edgekit.data.dataset import Dataset, Split
@@ -101,7 +102,16 @@ def fit(
     With `resume_file`, the whole training state (weights, optimizer, loss scaler, both random
     generators, step) is saved there atomically after every epoch, and a run that finds the file
     continues after its last epoch: the batches that follow are the ones an uninterrupted run would
-    have seen. The file is removed when training finishes."""
+    have seen. The file is removed when training finishes.
+
+    In a distributed run (edgekit.distributed) rank 0 hands the job to the other ranks (`serve`), every
+    rank trains on its shard of each global batch with gradients summed over the ranks, and only rank 0
+    saves epoch checkpoints, recalibrates BatchNorm and keeps the result."""
+    world = dist.world_size()
+    if world > 1:
+        dist.check_batch(label, cfg.batch_size, world)
+        if dist.is_main():  # the others wait in serve() for this
+            dist.broadcast_object(("fit", model, _data_to_send(data), cfg, loss_fn, label, extra, head))
     device = resolve_device(cfg.device)
     dtype = amp_dtype(cfg.amp, device.type)
     if device.type == "cpu" and cfg.amp in ("bf16", "fp16"):
@@ -110,18 +120,52 @@ def fit(
     model.to(device)
     if extra is not None:
         extra.to(device)
+    _BUSY.append(label)
     try:
         with seeded(cfg.seed):  # dropout, stochastic depth: seeded here, the caller's RNG left as it was
             stats = _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file, head)
+        if not dist.is_main():  # rank 0's model is the result: the others' copies are dropped
+            return stats
         layers = recalibrate_bn(model, data, cfg.bn_recalibrate, cfg.batch_size, cfg.seed, device)
         if layers:
             stats["bn_recalibrated_layers"] = layers
             stats["bn_recalibrated_images"] = min(cfg.bn_recalibrate, len(data.train))
     finally:
+        _BUSY.pop()
         model.to(home)
         if extra is not None:
             extra.to(home)
     return {**stats, "device": device.type, "precision": precision_name(dtype)}
+
+
+_SENT: list[Dataset] = []  # the data set the other ranks hold (sent once per run, not per fit)
+_BUSY: list[str] = []  # the fit under way: a failure inside it leaves the other ranks mid-collective
+
+
+def _data_to_send(data: Dataset) -> Dataset | None:
+    if _SENT and _SENT[0] is data:
+        return None
+    _SENT[:] = [data]
+    return data
+
+
+def serve() -> None:
+    """A rank other than 0: train in each of rank 0's fit calls until it sends None (its run ended)."""
+    data: Dataset | None = None
+    while (job := dist.broadcast_object(None)) is not None:
+        _, model, sent, cfg, loss_fn, label, extra, head = job
+        data = sent if sent is not None else data
+        assert data is not None
+        fit(model, data, cfg, loss_fn, label, extra=extra, head=head)
+
+
+def release() -> None:
+    """Rank 0, its run over (finished or failed between fit calls): the other ranks may exit. After a
+    failure inside fit they are inside a gradient all-reduce, not waiting for a job: rank 0 just exits,
+    and the launcher (or gloo's closed connection) stops them."""
+    _SENT.clear()
+    if not _BUSY:
+        dist.broadcast_object(None)
 
 
 def _save_state(
@@ -163,6 +207,18 @@ def _load_state(path: Path, device, fingerprint: dict, label: str):
     return state
 
 
+def _to_cpu(value):
+    """`value` (a training state: nested dicts, lists, tensors) with its tensors on the CPU, to be
+    pickled to the other ranks."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
 def _drop_grads(params: list[nn.Parameter]) -> None:
     """A parameter without a gradient is left untouched by the optimizer (weight decay included)."""
     for p in params:
@@ -185,12 +241,17 @@ def _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file=No
     if extra is not None:
         extra.train()
     step, last_loss, rate, first = 0, float("nan"), 0.0, 0
+    world, rank = dist.world_size(), dist.rank()
     fingerprint = {
         "images": n,
         "config": {k: v for k, v in vars(cfg).items() if k not in ("device", "amp")},
         "precision": precision_name(dtype),
+        **({"world_size": world} if world > 1 else {}),  # another world size sees other batches per rank
     }
-    saved = _load_state(resume_file, device, fingerprint, label)
+    saved = _load_state(resume_file, device, fingerprint, label) if dist.is_main() else None
+    if world > 1:  # every rank continues from rank 0's checkpoint (weights, optimizer, generators)
+        saved = dist.broadcast_object(_to_cpu(saved))
+    trained = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
     if saved is not None:
         model.load_state_dict(saved["model"])
         if extra is not None:
@@ -201,17 +262,26 @@ def _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file=No
         gen.set_state(saved["generator"].cpu())
         torch.set_rng_state(saved["torch_rng"].cpu())
         first, step, last_loss = saved["epoch"] + 1, saved["step"], saved["last_loss"]
-        log.info(f"{label}: resuming after epoch {first}/{cfg.epochs} from {resume_file.name}")
+        if resume_file is not None:  # rank 0 (the others have no file of their own)
+            log.info(f"{label}: resuming after epoch {first}/{cfg.epochs} from {resume_file.name}")
     for epoch in range(first, cfg.epochs):
         order = torch.randperm(n, generator=gen)
         bar = Progress(f"{label} epoch {epoch + 1}/{cfg.epochs}", n, work=TRAIN)  # counted by the run's ETA
         running, seen = 0.0, 0
         for start in range(0, n, cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
+            if len(idx) < world:  # a last batch too small to give every rank an image (at most world - 1)
+                continue
             # Augmentation stays on the CPU with its seeded generator, so CPU and GPU runs see the same batches.
+            # Every rank augments the whole global batch and keeps its shard: the generator stays in step on all
+            # ranks, and a distributed run sees exactly the augmented images of a single-process run.
             images = random_crop_flip(data.train.images[idx], cfg.augment_pad, cfg.augment_flip, gen)
+            mine = dist.shard(torch.arange(len(idx)), rank, world) if world > 1 else None
+            share = len(mine) / len(idx) if mine is not None else 1.0  # this rank's part of the batch's mean loss
+            if mine is not None:
+                images = images[mine]
             x = normalize(images, data.mean, data.std).to(device, non_blocking=True)
-            y = data.train.labels[idx].to(device, non_blocking=True)
+            y = data.train.labels[idx if mine is None else idx[mine]].to(device, non_blocking=True)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, warmup, cfg.lr) * group["lr_scale"]
             with autocast(device, dtype):
@@ -220,21 +290,28 @@ def _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file=No
             if scaler is None:
                 loss.backward()
                 _drop_grads(backbone if step < frozen_steps else [])
+                if mine is not None:
+                    dist.sum_gradients(trained, share)
                 opt.step()
             else:  # fp16: scale the loss so small gradients do not flush to zero; steps with inf/nan are skipped
                 scaler.scale(loss).backward()
                 _drop_grads(backbone if step < frozen_steps else [])
+                if mine is not None:  # an inf on one rank reaches all: every rank skips the same steps
+                    dist.sum_gradients(trained, share)
                 scaler.step(opt)
                 scaler.update()
             step += 1
-            running += loss.item() * len(idx)
-            seen += len(idx)
-            bar.update(len(idx), loss=running / seen)
+            running += loss.item() * len(y)
+            seen += len(y)
+            bar.update(len(idx), loss=running / seen)  # global images: the rate is the whole run's
+        if world > 1:  # the mean over every rank's images
+            running, seen_all = dist.all_reduce_sum([running, float(seen)])
+            seen = int(seen_all)
         last_loss = running / max(seen, 1)
         rate = bar.done / max(1e-9, time.perf_counter() - bar.start)
-        if resume_file is not None and epoch + 1 < cfg.epochs:
+        if resume_file is not None and epoch + 1 < cfg.epochs and dist.is_main():
             _save_state(resume_file, epoch, step, model, extra, opt, scaler, gen, fingerprint, last_loss)
-    if resume_file is not None:
+    if resume_file is not None and dist.is_main():
         resume_file.unlink(missing_ok=True)
     model.eval()
     if extra is not None:

@@ -25,7 +25,19 @@ LAYERS = {
         "__main__",
     ),
     STAGE: ("stages",),
-    LIBRARY: ("export", "pruning", "quant", "distill", "training", "backends", "data", "zoo", "envinfo", "rewrite"),
+    LIBRARY: (
+        "export",
+        "pruning",
+        "quant",
+        "distill",
+        "training",
+        "backends",
+        "data",
+        "zoo",
+        "envinfo",
+        "rewrite",
+        "search",
+    ),
     GROUND: (
         "__init__",
         "artifact",
@@ -45,6 +57,7 @@ LAYERS = {
         "jetson",
         "checkpoint",
         "state_layout",
+        "distributed",
     ),
 }
 

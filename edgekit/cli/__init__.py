@@ -61,6 +61,9 @@ def _usage_error(exc: Exception, argv: list[str]) -> int | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = hoist_globals(list(sys.argv[1:] if argv is None else argv))
+    from edgekit.cli.argv import ARGV
+
+    ARGV[:] = argv
     debug = "--debug" in argv
     try:
         from edgekit.logs import configure_cli

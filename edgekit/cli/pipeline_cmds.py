@@ -68,27 +68,79 @@ def _failure(exc: EdgekitError) -> dict[str, Any]:
     return out
 
 
+LAUNCH_FLAGS = ("--nproc", "--master-port")
+
+
+def without_launch_flags(argv: list[str]) -> list[str]:
+    """`argv` less --nproc N and --master-port P (either form): the command each process runs."""
+    out: list[str] = []
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in LAUNCH_FLAGS:
+            skip = True
+        elif not word.startswith(tuple(f + "=" for f in LAUNCH_FLAGS)):
+            out.append(word)
+    return out
+
+
+def _launched(flags: dict[str, Any]) -> int | None:
+    """--nproc N (N > 1) outside torchrun: run this command line in N processes; their exit code."""
+    import edgekit.distributed as dist
+
+    nproc, port = flags.get("nproc"), flags.get("master_port")
+    if dist.world_size() > 1:  # already one of the processes (torchrun, or our own launch)
+        if nproc is not None and nproc != dist.world_size():
+            raise EdgekitError(
+                f"--nproc {nproc} under torchrun, which started {dist.world_size()} processes: drop --nproc "
+                "(torchrun's --nproc-per-node and --nnodes set the process count)"
+            )
+        return None
+    if port is not None and nproc is None:
+        raise EdgekitError("--master-port applies only with --nproc N: add --nproc or drop --master-port")
+    if nproc is None or nproc == 1:
+        return None
+    from edgekit.cli.argv import ARGV
+
+    return dist.launch(without_launch_flags(ARGV), nproc, port)
+
+
 def _execute(build_recipe: Any, flags: dict[str, Any], positional: tuple[str, Any]) -> None:
-    """Run (or resume) and print the outcome as JSON when asked; errors still reach main's one-line path."""
+    """Run (or resume) and print the outcome as JSON when asked; errors still reach main's one-line path.
+    In a distributed run rank 0 does all this; the other ranks only train (pipeline.lead) and print nothing."""
     json_output = flags.get("json_output", False)
     try:
-        run = _resume_or_none(flags, positional)
-        if run is None:
-            recipe = build_recipe()
-            if flags.get("print_recipe"):
-                from edgekit.recipe import dump
+        code = _launched(flags)
+        if code is not None:
+            raise typer.Exit(code)  # the processes printed the outcome (and rank 0 its one-line error)
+        import edgekit.pipeline as pipeline
 
-                typer.echo(dump(recipe), nl=False)
-                return
-            from edgekit.api import run_recipe
-
-            run = run_recipe(recipe)
+        run = pipeline.lead(lambda: _run_or_resume(build_recipe, flags, positional))
     except EdgekitError as exc:
         if json_output:
             emit_json(_failure(exc))
         raise
-    if json_output:
+    if json_output and run is not None and run is not PRINTED:
         emit_json(_result(run))
+
+
+PRINTED = object()  # --print-recipe: the recipe was printed, nothing ran
+
+
+def _run_or_resume(build_recipe: Any, flags: dict[str, Any], positional: tuple[str, Any]) -> Any:
+    run = _resume_or_none(flags, positional)
+    if run is None:
+        recipe = build_recipe()
+        if flags.get("print_recipe"):
+            from edgekit.recipe import dump
+
+            typer.echo(dump(recipe), nl=False)
+            return PRINTED
+        from edgekit.api import run_recipe
+
+        run = run_recipe(recipe)
+    return run
 
 
 @with_pipeline_options

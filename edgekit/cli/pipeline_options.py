@@ -99,6 +99,11 @@ OPTIONS: list[tuple[str, str | None, Any]] = [
         help="the exact run folder (a name inside --output, or a path); it must not exist yet")]),
     ("resume", None, Annotated[str | None, _opt("--resume", panel=RUN, metavar="RUN_DIR",
         help="continue RUN_DIR after its last finished stage (hashes of its files checked); no other flags")]),
+    ("nproc", None, Annotated[int | None, _opt("--nproc", panel=RUN, metavar="N",
+        help="train, distill and QAT data-parallel in N processes on this machine (one per GPU, or per core on the "
+        "CPU; torch.distributed); the global batch size stays the recipe's. Also with --resume (same N)")]),
+    ("master_port", None, Annotated[int | None, _opt("--master-port", panel=RUN, metavar="PORT",
+        help="with --nproc: the port of the processes' rendezvous on this machine (default: a free one)")]),
     ("sets", None, Annotated[list[str] | None, _opt("--set", panel=RUN, metavar="KEY=VALUE",
         help="override any recipe value, e.g. --set distill.temperature=2 (repeatable; `edgekit recipe defaults` "
         "lists the keys)")]),
@@ -149,6 +154,6 @@ def given_with_resume(flags: dict[str, Any], positional: tuple[str, Any]) -> lis
     """The flags (and positional argument) given beside --resume, by the name a user typed."""
     label, value = positional
     given = [label] if value else []
-    skip = {"resume", "print_recipe", "json_output"}
+    skip = {"resume", "print_recipe", "json_output", "nproc", "master_port"}  # how to run it, not what
     given += [FLAG_OF[name] for name, v in flags.items() if name not in skip and v not in (None, [], False)]
     return sorted(given)

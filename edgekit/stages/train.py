@@ -114,9 +114,7 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
         log.info(f"train: reusing cached baseline {file}")
         return {"cached": True, "cache_file": str(file)}
 
-    def loss_fn(m, x, y):
-        return F.cross_entropy(m(x), y, label_smoothing=cfg.label_smoothing)
-
+    loss_fn = SmoothedCrossEntropy(cfg.label_smoothing)
     _log_estimate(model, cfg, ctx, loss_fn)
     head = model.get_submodule(art.info.transfer["classifier"]) if art.info.transfer else None
     stats = fit(model, ctx.data, cfg, loss_fn, "train", resume_file=ctx.run_dir / ".train.epoch.pt", head=head)
@@ -126,6 +124,16 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
             cached.with_suffix(".json"), {"recipe_model": as_dict(ctx.recipe.model), "train": as_dict(cfg), **stats}
         )
     return {"cached": False, **stats}
+
+
+@dataclass
+class SmoothedCrossEntropy:
+    """The baseline's loss; a class, not a closure, so that it pickles to a distributed run's other ranks."""
+
+    label_smoothing: float
+
+    def __call__(self, m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(m(x), y, label_smoothing=self.label_smoothing)
 
 
 def _state_for(model: nn.Module) -> Callable[[bytes], dict[str, torch.Tensor]]:
