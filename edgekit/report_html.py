@@ -74,13 +74,11 @@ def rule_text(report: dict) -> str:
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the (latency, accuracy) points no other point beats: none has latency <= and accuracy >=
-    with one of them strictly better. Lower latency and higher accuracy are better; equal points both stay."""
-    return [
-        i
-        for i, (lat, acc) in enumerate(points)
-        if not any(l2 <= lat and a2 >= acc and (l2 < lat or a2 > acc) for l2, a2 in points)
-    ]
+    """Indices, in input order, of the (latency, accuracy) points no other point beats (edgekit.search's
+    front, the one definition: lower latency and higher accuracy are better; equal points both stay)."""
+    from edgekit.search.pareto import pareto_front as front
+
+    return sorted(front(points))
 
 
 def esc(value) -> str:

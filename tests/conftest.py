@@ -29,6 +29,17 @@ def _isolated_cache(tmp_path_factory):
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny convs run far faster on one thread than on a contended pool; torch's count is restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def fmnist_slice():
     from edgekit.data import DataConfig, load_data
 

@@ -17,13 +17,7 @@ from edgekit.stages.context import Context
 SIZE = (1, 28, 28)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convs run far faster on one thread than on a contended pool."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _mnv3(width=0.5):

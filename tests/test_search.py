@@ -34,12 +34,7 @@ LEVELS = keep_levels(0.3, 0.05)
 FAST = dict(population=4, proxy_images=200, bn_images=100, finalists=1, measure_latency=False)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +46,7 @@ def data():
 def lenet(data):
     """LeNet-5 trained two epochs on the slice: enough for the proxy to tell candidates apart."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)  # module fixtures run before the function-scoped _one_thread
+    torch.set_num_threads(1)  # module fixtures run before the function-scoped one_thread
     torch.manual_seed(0)
     model = edgekit.create_model("lenet5", num_classes=10, in_chans=1, small_input=True)
     opt = torch.optim.AdamW(model.parameters(), 3e-3)

@@ -42,12 +42,18 @@ def provider_list(choice: str) -> list[str]:
 
 
 def load_session(
-    model, threads: int, provider: str = "cpu", optimize: bool = True, optimized_path: str | Path | None = None
+    model,
+    threads: int,
+    provider: str = "cpu",
+    optimize: bool = True,
+    optimized_path: str | Path | None = None,
+    profile_prefix: str | Path | None = None,
 ):
     """The one place edgekit opens ONNX Runtime sessions. `model`: a path, or an in-memory ModelProto
     (sensitivity analysis tries many graph edits without writing them). `threads` 0 = all usable cores.
     optimize=False runs the graph as written (Q/DQ simulated in float, the ONNX semantics), without
-    ORT's graph rewrites. `optimized_path`: also save the graph ORT runs after its rewrites there."""
+    ORT's graph rewrites. `optimized_path`: also save the graph ORT runs after its rewrites there.
+    `profile_prefix`: turn ORT's profiler on, writing its JSON trace under that prefix (edgekit profile)."""
     import onnxruntime as ort
 
     from edgekit.envinfo import usable_cores
@@ -60,6 +66,9 @@ def load_session(
     opts.log_severity_level = 3  # also silences ORT's warning that a saved NCHWc graph is machine-specific
     if optimized_path is not None:
         opts.optimized_model_filepath = str(optimized_path)
+    if profile_prefix is not None:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(profile_prefix)
     providers = provider_list(provider)
     source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
     try:

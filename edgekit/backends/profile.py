@@ -58,24 +58,10 @@ def profile_onnx(
 
 
 def _profiling_session(path: Path, threads: int, prefix: Path):
-    """The session of backends/ort.load_session (same provider choice and thread settings), with ORT's
-    profiler on: load_session takes no SessionOptions to add it to."""
-    import onnxruntime as ort
+    """backends/ort.load_session's session (same provider choice and thread settings), profiler on."""
+    from edgekit.backends.ort import load_session
 
-    from edgekit.backends.ort import provider_list
-    from edgekit.envinfo import usable_cores
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or usable_cores()
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    opts.enable_profiling = True
-    opts.profile_file_prefix = str(prefix)
-    try:
-        return ort.InferenceSession(str(path), opts, providers=provider_list("cpu"))
-    except Exception as exc:  # ORT raises its own exception types for bad files
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise EdgekitError(f"{path} is not a loadable ONNX model ({first}): give a valid .onnx file") from None
+    return load_session(path, threads, profile_prefix=prefix)
 
 
 def _inputs(session, batch: int) -> dict[str, np.ndarray]:
