@@ -41,13 +41,9 @@ class Config(OptimConfig):
     (transfer learning: then it fine-tunes) or `finetune_given` is true. `label_smoothing` softens the
     targets; `cache` reuses a baseline trained from scratch earlier with identical settings.
     Transfer learning: the backbone (all but the classifier) stays frozen for `freeze_backbone_epochs`
-    and then learns at `backbone_lr_scale` times the learning rate. `augment_pad` is 0 here (no random
-    crop): in a short baseline the crop costs more than it regularises (bench/ablation.py --baselines,
-    MobileNetV3, 3 epochs on 12,000 images, 3 seeds: 86.39% without it, 82.74% with 2-pixel crops).
-    The flip stays."""
+    and then learns at `backbone_lr_scale` times the learning rate."""
 
     epochs: int = ranged(3, 0, 10_000)
-    augment_pad: int = ranged(0, 0, 64)
     label_smoothing: float = ranged(0.1, 0.0, 1.0, hi_inclusive=False)
     cache: bool = True
     finetune_given: bool = False
