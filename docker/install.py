@@ -524,7 +524,8 @@ def project_facts(src: str, extras: str) -> dict[str, Any]:
     requires = SpecifierSet(project.get("requires-python", ""))
     optional = project.get("optional-dependencies", {})
     reqs = [Requirement(r) for r in project["dependencies"]]
-    specs = {canonicalize_name(r.name): str(r.specifier) for r in reqs}
+    # A requirement may be split by markers (onnxruntime by python_version): this interpreter's applies.
+    specs = {canonicalize_name(r.name): str(r.specifier) for r in reqs if not r.marker or r.marker.evaluate()}
     for extra in extras.split(","):
         reqs += [Requirement(r) for r in optional.get(extra, [])]
     return {
@@ -633,7 +634,8 @@ def verify_here(src: str, require_gpu: bool) -> tuple[str, list[str], list[str]]
         edgekit_reqs = []
     for text in edgekit_reqs:
         req = Requirement(text)
-        if req.marker or canonicalize_name(req.name) not in ("torch", "onnxruntime"):
+        applies = not req.marker or req.marker.evaluate({"extra": ""})
+        if not applies or canonicalize_name(req.name) not in ("torch", "onnxruntime"):
             continue
         have = _version(req.name) or (_version("onnxruntime-gpu") if req.name == "onnxruntime" else None)
         if have and not req.specifier.contains(have, prereleases=True):

@@ -65,7 +65,7 @@ def _tool(name: str, package: str) -> str:
 def _spec(name: str) -> str:
     for text in PROJECT["dependencies"]:
         req = Requirement(text)
-        if req.name == name:
+        if req.name == name and (not req.marker or req.marker.evaluate()):  # this Python's range
             return str(req.specifier)
     raise AssertionError(f"{name} not in pyproject dependencies")
 

@@ -55,6 +55,10 @@ def _usage_error(exc: Exception, argv: list[str]) -> int | None:
     command = next((w for w in argv if w in COMMANDS), None)
     hint = f"edgekit {command} --help" if command else "edgekit --help"
     message = " ".join(exc.format_message().split())
+    option, possible = getattr(exc, "option_name", None), getattr(exc, "possibilities", None)
+    if option and possible is not None:  # NoSuchOption: its wording changes between click releases
+        close = sorted(possible)
+        message = f"No such option: {option}" + (f" (did you mean {' or '.join(close)}?)" if close else "")
     print(f"error: {message} (see `{hint}`)", file=sys.stderr)
     return int(exc.exit_code)
 
