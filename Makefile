@@ -50,7 +50,8 @@ test: setup browser lint
 # The comparison benchmark (bench/README.md): edgekit vs Torch-Pruning, ORT quantize_static and NNCF,
 # the mixed-precision rescue, CPU latency of the 224-px recipe, and the speed rows (MobileNet-class models
 # at 224 px, ResNet18 at 160 px, both CPU runtimes: bench/resolution.py --speed) and the recovery ablation
-# (bench/ablation.py: cross-entropy vs KD variants over 3 seeds).
+# (bench/ablation.py: cross-entropy vs KD variants over 3 seeds), and the latency-aware search against
+# uniform pruning at the same measured latency (bench/search.py: GA, PSO, random).
 # Long: about 2 hours on 2 cores. BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--quick".
 bench: setup data
 	$(PY) -m pip install -q -e ".[dev,pretrained,bench]"
@@ -58,6 +59,7 @@ bench: setup data
 	$(PY) bench/rescue.py $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/resolution.py $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/resolution.py --speed $(filter --quick,$(BENCH_ARGS))
+	$(PY) bench/search.py $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/ablation.py $(filter --quick,$(BENCH_ARGS))
 
 clean:

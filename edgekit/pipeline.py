@@ -24,9 +24,10 @@ from edgekit.data.arrays import val_arrays
 from edgekit.errors import EdgekitError
 from edgekit.fileio import atomic_write_text, sha256
 from edgekit.progress import RunEta, run_clock
-from edgekit.recipe import Recipe, dump, load_recipe
-from edgekit.stages import ORDER, Stage, distill, load
+from edgekit.recipe import Recipe, dump, load_recipe, prunes
+from edgekit.stages import ORDER, Stage, distill, load, prune
 from edgekit.stages.context import Context
+from edgekit.stages.search import searches
 from edgekit.stages.work import planned
 from edgekit.training import OptimConfig, release, serve
 from edgekit.zoo import model_spec, resolve_name
@@ -112,11 +113,14 @@ ORDER_RULES = [
         "quantize.check_drop: true or drop --qat on",
     ),
     (
-        lambda r: (
-            r.distill.teacher is not None and not (r.prune.ratio or r.prune.target_macs or r.prune.target_latency_ms)
-        ),
+        lambda r: r.distill.teacher is not None and not prunes(r),
         "distill.teacher is set but nothing is pruned, so the distill stage never runs: set --prune RATIO (or a "
         "--target-*) or remove distill.teacher",
+    ),
+    (
+        lambda r: searches(r.search) and (prune.drivers(r.prune) or r.prune.layer_ratios),
+        "search.target_* is set, so the search chooses every layer's ratio, but prune.ratio, prune.target_* or "
+        "prune.layer_ratios is set too: remove them (or remove the search target to prune as the prune section says)",
     ),
 ]
 

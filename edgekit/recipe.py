@@ -20,7 +20,7 @@ from edgekit.data import DataConfig
 from edgekit.errors import EdgekitError
 from edgekit.gates import GateConfig
 from edgekit.quant.qat import QatConfig
-from edgekit.stages import build, distill, export, load, prune, quantize, rewrite, train, validate
+from edgekit.stages import build, distill, export, load, prune, quantize, rewrite, search, train, validate
 from edgekit.target import TargetConfig
 
 
@@ -41,6 +41,7 @@ class Recipe:
     data: DataConfig = field(default_factory=DataConfig)
     target: TargetConfig = field(default_factory=TargetConfig)
     train: train.Config = field(default_factory=train.Config)
+    search: search.Config = field(default_factory=search.Config)
     prune: prune.Config = field(default_factory=prune.Config)
     distill: distill.Config = field(default_factory=distill.Config)
     export: export.Config = field(default_factory=export.Config)
@@ -130,6 +131,11 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None, requi
                 f"recipe, or pass --set {key}=NAME"
             )
     return recipe
+
+
+def prunes(recipe: Recipe) -> bool:
+    """Whether a run of `recipe` prunes: a prune ratio, target or layer ratios, or a search target."""
+    return prune.runs(recipe.prune) or search.searches(recipe.search)
 
 
 RUN_REQUIRED = ("model.name",)  # a recipe run on its own must say which model; compress names it on the command line

@@ -10,6 +10,7 @@ import edgekit.jetson as jetson
 import edgekit.report_html as report_html
 from edgekit.artifact import Artifact, Role
 from edgekit.fileio import atomic_write_json, atomic_write_text
+from edgekit.report_sections import stage_sections
 from edgekit.report_table import COLUMNS, table_rows
 
 log = logging.getLogger(__name__)
@@ -230,7 +231,7 @@ def write(art: Artifact, status: str = "ok", error: str | None = None) -> dict:
     report = build(art, status, error)
     atomic_write_json(art.run_dir / "report.json", report)
     atomic_write_text(art.run_dir / "report.md", markdown(report))
-    atomic_write_text(art.run_dir / "report.html", report_html.render(report))
+    atomic_write_text(art.run_dir / "report.html", report_html.render(report, stage_sections(report, art.run_dir)))
     if report["results"]:
         log.info("\n" + console_table(report))
         for n in report["notes"]:

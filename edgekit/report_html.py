@@ -304,8 +304,8 @@ def status_line(report: dict) -> str:
     return f'<p>Status: <span class="{"ok" if ok else "bad"}">{esc(report.get("status"))}</span>{error}</p>'
 
 
-def render(report: dict) -> str:
-    """report.json's dict -> the report.html page."""
+def render(report: dict, sections: list[str] | None = None) -> str:
+    """report.json's dict -> the report.html page; `sections`: finished HTML placed after the stages."""
     env, rows = report.get("env") or {}, report["results"]
     body = [
         f"<h1>{esc(title(report))}</h1>",
@@ -338,6 +338,7 @@ def render(report: dict) -> str:
         )
     stages = report.get("stages", [])
     body += ["<h2>Stages</h2>"] + ([chart(stages_svg, stages)] if stages else []) + [stages_table(report)]
+    body += sections or []
     body += [
         "<h2>Environment</h2>",
         "<table><tbody>"

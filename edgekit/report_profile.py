@@ -49,7 +49,7 @@ def profile_section_html(profile: dict[str, Any], top: int = 30) -> str:
     where = f"{esc(profile['backend'])}" + (f", {esc(threads or 'all')} thread(s)" if threads is not None else "")
     measured = profile.get("measured_ms")
     lines = [
-        "<h2>Per-layer profile</h2>",
+        f"<h2>Per-layer profile: {esc(Path(profile['file']).name)}</h2>",
         f'<p class="rule">{esc(Path(profile["file"]).name)} on {where}, median of {esc(profile["runs"])} runs: '
         f"{profile['total_ms']:.3f} ms in kernels"
         + (f", {measured:.3f} ms per run measured" if measured is not None else "")

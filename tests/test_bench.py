@@ -243,3 +243,29 @@ def test_ablation_quick_run_writes_its_table(tmp_path):
     assert all(len(r["runs"]) == 2 and 0 < r["mean"] <= 1 for r in res["rows"].values())
     assert res["verdicts"]["kd"] in ("tie", "better", "worse")
     assert "| kd | KD T 4, alpha 0.7 |" in (out / "ABLATION.md").read_text()
+
+
+def test_search_bench_compares_at_equal_latency_and_calls_small_differences_ties():
+    from bench import search
+
+    def row(method, seed, top1, p50, proxy=None):
+        out = {"method": method, "seed": seed, "top1": top1, "latency_ms": {"p50": p50}, "macs": 100}
+        if proxy is not None:
+            out["search"] = {"seconds": 10.0, "evaluations": 60, "best_proxy_at_budget": proxy}
+        return out
+
+    rows = [
+        row("uniform", 0, 0.800, 1.00),
+        row("uniform", 1, 0.802, 1.00),
+        row("ga", 0, 0.830, 1.03, 0.75),
+        row("ga", 1, 0.832, 1.03, 0.76),
+        row("pso", 0, 0.801, 1.10, 0.700),
+        row("pso", 1, 0.803, 1.10, 0.705),
+        row("random", 0, 0.790, 0.98, 0.700),
+        row("random", 1, 0.792, 0.98, 0.705),
+    ]
+    v = search.verdicts(search.aggregate(rows))
+    assert v["ga vs uniform"].startswith("top-1 +3.00 points (better)") and "(same latency)" in v["ga vs uniform"]
+    assert "(tie)" in v["pso vs uniform"] and "10% slower" in v["pso vs uniform"]  # +0.1 point is inside the spread
+    assert "(worse)" in v["random vs uniform"]
+    assert "(tie)" in v["pso vs random"] and "(better)" in v["ga vs random"]

@@ -73,6 +73,7 @@ def test_compress_leaves_a_complete_run_folder(lenet_run):
     assert [s["name"] for s in report["stages"]] == [
         "load",
         "train",
+        "search",
         "prune",
         "distill",
         "export",

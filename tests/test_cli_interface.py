@@ -36,6 +36,7 @@ def test_help_does_not_import_torch():
 def test_choices_match_the_recipe_types():
     from edgekit.cli import choices
     from edgekit.quant.qat import QatConfig
+    from edgekit.search import Config as SearchConfig
     from edgekit.stages import prune, quantize, rewrite
     from edgekit.target import PLATFORMS, TargetConfig
 
@@ -46,6 +47,7 @@ def test_choices_match_the_recipe_types():
     assert {c.value for c in choices.Calibration} == literal(quantize.Config, "calibration")
     assert {c.value for c in choices.Mode} == literal(QatConfig, "mode") == literal(rewrite.Config, "mode")
     assert [c.value for c in choices.Platform] == list(PLATFORMS) and TargetConfig is not None
+    assert {c.value for c in choices.SearchAlgorithm} == literal(SearchConfig, "algorithm")
 
 
 def test_commands_list_matches_the_app():

@@ -167,7 +167,7 @@ def test_resume_with_the_same_world_size_continues(runs, tmp_path):
     run = tmp_path / done.name
     subprocess.run(["cp", "-r", str(done), str(run)], check=True)
     manifest = json.loads((run / "manifest.json").read_text())
-    manifest["stages"] = [s for s in manifest["stages"] if s["name"] in ("load", "train", "prune")]
+    manifest["stages"] = [s for s in manifest["stages"] if s["name"] in ("load", "train", "search", "prune")]
     manifest["entries"] = [e for e in manifest["entries"] if e["role"] in ("baseline", "pruned")]
     (run / "manifest.json").write_text(json.dumps(manifest))
     resumed = _edgekit("run", "--resume", str(run), "--nproc", "2")

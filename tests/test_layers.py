@@ -19,6 +19,7 @@ LAYERS = {
         "report_html",
         "report_compare",
         "report_profile",
+        "report_sections",
         "tools",
         "doctor",
         "manifest",

@@ -194,14 +194,16 @@ def test_conflicting_targets_rejected(cfg):
         prune.skip(None, prune.Config(**cfg), None)
 
 
-def test_recipe_rejects_conflicting_targets_and_bad_values():
+def test_recipe_rejects_conflicting_targets_and_bad_values(tmp_path):
     from edgekit.recipe import from_dict
 
+    art = Artifact(tmp_path)
     rec = from_dict({"prune": {"target_macs": 0.5, "importance": "taylor", "scope": "global"}}, "test", {})
-    assert prune.skip(None, rec.prune, None) is None
+    assert prune.skip(art, rec.prune, None) is None
     with pytest.raises(EdgekitError, match=r"prune\.importance = 'fisher' is not allowed"):
         from_dict({"prune": {"importance": "fisher"}}, "test", {})
-    assert prune.skip(None, prune.Config(), None) == "prune.ratio is 0"
+    assert prune.skip(art, prune.Config(), None) == "prune.ratio is 0 and no prune.layer_ratios"
+    assert prune.skip(art, prune.Config(layer_ratios={"features.0": 0.5}), None) is None  # layer ratios alone prune
 
 
 def test_stage_metrics(tmp_path, fmnist_slice):

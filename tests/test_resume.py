@@ -56,7 +56,7 @@ def test_kill_during_distillation_then_resume_finishes_like_an_uninterrupted_run
     (run,) = list(out.iterdir())
     assert (run / ".distill.epoch.pt").is_file() and not (run / "distilled.pt").exists()
     stages = [s["name"] for s in json.loads((run / "manifest.json").read_text())["stages"]]
-    assert stages == ["load", "train", "prune"]
+    assert stages == ["load", "train", "search", "prune"]
 
     capsys.readouterr()
     assert main(["run", "--resume", str(run)]) == 0
@@ -68,6 +68,7 @@ def test_kill_during_distillation_then_resume_finishes_like_an_uninterrupted_run
     assert report["status"] == "ok" and [s["name"] for s in report["stages"]] == [
         "load",
         "train",
+        "search",
         "prune",
         "distill",
         "export",

@@ -366,8 +366,8 @@ def test_search_meets_the_macs_target_and_its_recipe_reproduces_the_architecture
     assert recipe.prune.layer_ratios == chosen["layer_ratios"] and recipe.prune.target_macs is None
 
     # through the prune stage as `edgekit run` runs it: not skipped, the same channel counts
-    assert prune.skip(None, recipe.prune, None) is None
     art = Artifact(tmp_path)
+    assert prune.skip(art, recipe.prune, None) is None and recipe.prune.ratio == 0
     art.add(Role.BASELINE, tmp_path / "b.pt", count_params(lenet), count_macs(lenet, SIZE), module=lenet)
     metrics = prune.run(art, recipe.prune, Context(recipe, data, tmp_path))
     staged = art[Role.PRUNED].module

@@ -8,7 +8,7 @@ import sys
 
 from edgekit.errors import EdgekitError
 
-COMMANDS = ("compress", "run", "models", "bench", "build", "eval", "profile", "doctor", "report", "recipe")
+COMMANDS = ("compress", "run", "search", "models", "bench", "build", "eval", "profile", "doctor", "report", "recipe")
 
 # Global options, accepted anywhere on the line: the value-taking ones take the next word.
 GLOBAL_FLAGS = {"--debug": 0, "-q": 0, "--quiet": 0, "-v": 0, "--verbose": 0, "--log-file": 1}

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from edgekit.cli import pipeline_cmds, recipe_cmds, tool_cmds
+from edgekit.cli import pipeline_cmds, recipe_cmds, search_cmd, tool_cmds
 
 PIPELINE, TOOLS, LANGUAGE = "Compress", "Inspect and measure", "Recipes"
 
@@ -45,6 +45,7 @@ def main_options(
 
 app.command("compress", rich_help_panel=PIPELINE)(pipeline_cmds.compress)
 app.command("run", rich_help_panel=PIPELINE)(pipeline_cmds.run)
+app.command("search", rich_help_panel=PIPELINE)(search_cmd.search)
 app.command("models", rich_help_panel=TOOLS)(tool_cmds.models)
 app.command("bench", rich_help_panel=TOOLS)(tool_cmds.bench)
 app.command("build", rich_help_panel=TOOLS)(tool_cmds.build)

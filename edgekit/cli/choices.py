@@ -40,3 +40,9 @@ class BenchBackend(str, Enum):
     onnxruntime_cuda = "onnxruntime-cuda"
     onnxruntime_trt = "onnxruntime-trt"
     tensorrt = "tensorrt"
+
+
+class SearchAlgorithm(str, Enum):
+    ga = "ga"
+    pso = "pso"
+    random = "random"

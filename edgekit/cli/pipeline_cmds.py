@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from edgekit.cli.output import emit_json
-from edgekit.cli.pipeline_options import MODEL, given_with_resume, overrides, with_pipeline_options
+from edgekit.cli.pipeline_options import ModelArg, RecipeOption, given_with_resume, overrides, with_pipeline_options
 from edgekit.errors import EdgekitError
 
 RUN_JSON_VERSION = 1  # the --json object of compress / run
@@ -106,7 +106,7 @@ def _launched(flags: dict[str, Any]) -> int | None:
     return dist.launch(without_launch_flags(ARGV), nproc, port)
 
 
-def _execute(build_recipe: Any, flags: dict[str, Any], positional: tuple[str, Any]) -> None:
+def execute(build_recipe: Any, flags: dict[str, Any], positional: tuple[str, Any]) -> None:
     """Run (or resume) and print the outcome as JSON when asked; errors still reach main's one-line path.
     In a distributed run rank 0 does all this; the other ranks only train (pipeline.lead) and print nothing."""
     json_output = flags.get("json_output", False)
@@ -145,18 +145,8 @@ def _run_or_resume(build_recipe: Any, flags: dict[str, Any], positional: tuple[s
 
 @with_pipeline_options
 def compress(
-    model: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="MODEL", help="zoo model or alias, e.g. mobilenet_v3 (see `edgekit models`)", show_default=False
-        ),
-    ] = None,
-    recipe: Annotated[
-        str | None,
-        typer.Option(
-            "--recipe", metavar="FILE", rich_help_panel=MODEL, help="start from this recipe instead of the defaults"
-        ),
-    ] = None,
+    model: ModelArg = None,
+    recipe: RecipeOption = None,
     **flags: Any,
 ) -> None:
     """Train or load MODEL, prune, distill, export ONNX, quantize to int8, validate and report.
@@ -176,7 +166,7 @@ def compress(
         return load_recipe(recipe, over) if recipe else from_dict({}, "command line", over)
 
     positional = ("MODEL" if model else "--recipe", model or recipe)
-    _execute(build, flags, positional)
+    execute(build, flags, positional)
 
 
 @with_pipeline_options
@@ -205,4 +195,4 @@ def run(
             )
         return load_recipe(recipe, overrides(flags), RUN_REQUIRED)
 
-    _execute(build, flags, ("RECIPE", recipe))
+    execute(build, flags, ("RECIPE", recipe))

@@ -34,82 +34,82 @@ def parse_ratio(text: str | None) -> float | None:
     return value
 
 
-def _opt(*names: str, panel: str, help: str, **kw: Any) -> Any:
+def option(*names: str, panel: str, help: str, **kw: Any) -> Any:
     return typer.Option(*names, rich_help_panel=panel, help=help, show_default=False, **kw)
 
 
 # (parameter, recipe key or None, annotation). None: the command handles it (resume, --set, output form).
 OPTIONS: list[tuple[str, str | None, Any]] = [
-    ("weights", "model.weights", Annotated[str | None, _opt("--weights", panel=MODEL, metavar="FILE",
+    ("weights", "model.weights", Annotated[str | None, option("--weights", panel=MODEL, metavar="FILE",
         help="state_dict checkpoint to start from instead of training a baseline")]),
-    ("epochs", "train.epochs", Annotated[int | None, _opt("--epochs", panel=MODEL, metavar="N",
+    ("epochs", "train.epochs", Annotated[int | None, option("--epochs", panel=MODEL, metavar="N",
         help="baseline training epochs (train.epochs)")]),
-    ("baseline_cache", "train.cache", Annotated[bool | None, _opt("--baseline-cache/--no-baseline-cache",
+    ("baseline_cache", "train.cache", Annotated[bool | None, option("--baseline-cache/--no-baseline-cache",
         panel=MODEL, help="reuse a baseline trained earlier with identical settings (train.cache, default on)")]),
-    ("data", "data.name", Annotated[str | None, _opt("--data", panel=DATA, metavar="NAME|FOLDER",
+    ("data", "data.name", Annotated[str | None, option("--data", panel=DATA, metavar="NAME|FOLDER",
         help="built-in data set (fashion_mnist) or an image folder (one subfolder per class)")]),
-    ("strict_data", "data.strict", Annotated[bool | None, _opt("--strict-data/--no-strict-data", panel=DATA,
+    ("strict_data", "data.strict", Annotated[bool | None, option("--strict-data/--no-strict-data", panel=DATA,
         help="refuse an image folder with unreadable images (default: skip them with a warning and count them)")]),
-    ("prune", "prune.ratio", Annotated[str | None, _opt("--prune", panel=PRUNING, metavar="RATIO",
+    ("prune", "prune.ratio", Annotated[str | None, option("--prune", panel=PRUNING, metavar="RATIO",
         help="fraction of channels removed from every prunable layer, in [0, 1); 0.3 keeps 70% of each layer and "
         "cuts MACs by about half")]),
-    ("importance", "prune.importance", Annotated[Importance | None, _opt("--importance", panel=PRUNING,
+    ("importance", "prune.importance", Annotated[Importance | None, option("--importance", panel=PRUNING,
         help="pruning criterion (default l2)")]),
-    ("target_macs", "prune.target_macs", Annotated[float | None, _opt("--target-macs", panel=PRUNING,
+    ("target_macs", "prune.target_macs", Annotated[float | None, option("--target-macs", panel=PRUNING,
         metavar="FRACTION", help="instead of --prune: search the ratio that keeps at most this fraction of the "
         "baseline MACs, e.g. 0.5")]),
-    ("target_latency_ms", "prune.target_latency_ms", Annotated[float | None, _opt("--target-latency-ms",
+    ("target_latency_ms", "prune.target_latency_ms", Annotated[float | None, option("--target-latency-ms",
         panel=PRUNING, metavar="MS", help="instead of --prune: search the ratio whose ONNX Runtime CPU p50 (batch 1, "
         "1 thread) is at most MS")]),
-    ("prune_steps", "prune.steps", Annotated[int | None, _opt("--prune-steps", panel=PRUNING, metavar="N",
+    ("prune_steps", "prune.steps", Annotated[int | None, option("--prune-steps", panel=PRUNING, metavar="N",
         help="prune in N steps with a short fine-tune between them (default 1)")]),
-    ("global_prune", "prune.scope", Annotated[bool | None, _opt("--global-prune/--uniform-prune", panel=PRUNING,
+    ("global_prune", "prune.scope", Annotated[bool | None, option("--global-prune/--uniform-prune", panel=PRUNING,
         help="rank channels across layers (prune.scope global) or remove the same ratio from every layer "
         "(uniform, the default)")]),
-    ("distill", "distill.enabled", Annotated[bool | None, _opt("--distill/--no-distill", panel=DISTILL,
+    ("distill", "distill.enabled", Annotated[bool | None, option("--distill/--no-distill", panel=DISTILL,
         help="recover accuracy after pruning by knowledge distillation from the unpruned model (default), or "
         "fine-tune with cross-entropy only")]),
-    ("distill_epochs", "distill.epochs", Annotated[int | None, _opt("--distill-epochs", panel=DISTILL, metavar="N",
+    ("distill_epochs", "distill.epochs", Annotated[int | None, option("--distill-epochs", panel=DISTILL, metavar="N",
         help="distillation (or fine-tuning) epochs after pruning")]),
-    ("rewrite", "rewrite.mode", Annotated[Mode | None, _opt("--rewrite", panel=DISTILL,
+    ("rewrite", "rewrite.mode", Annotated[Mode | None, option("--rewrite", panel=DISTILL,
         help="deployment rewrite candidate (HardSwish/SiLU -> ReLU, SE removed, distilled from the baseline): "
         "auto (in --int8 runs of models it changes), off or on")]),
-    ("int8", "quantize.enabled", Annotated[bool | None, _opt("--int8/--no-int8", panel=QUANT,
+    ("int8", "quantize.enabled", Annotated[bool | None, option("--int8/--no-int8", panel=QUANT,
         help="also produce an int8 Q/DQ ONNX model")]),
-    ("calibration", "quantize.calibration", Annotated[Calibration | None, _opt("--calibration", panel=QUANT,
+    ("calibration", "quantize.calibration", Annotated[Calibration | None, option("--calibration", panel=QUANT,
         help="int8 calibration method")]),
-    ("qat", "qat.mode", Annotated[Mode | None, _opt("--qat", panel=QUANT,
+    ("qat", "qat.mode", Annotated[Mode | None, option("--qat", panel=QUANT,
         help="quantization-aware fine-tuning: auto (when mixed precision cannot meet --max-drop), off or on")]),
-    ("fp16", "export.fp16", Annotated[bool | None, _opt("--fp16/--no-fp16", panel=QUANT,
+    ("fp16", "export.fp16", Annotated[bool | None, option("--fp16/--no-fp16", panel=QUANT,
         help="also write model.fp16.onnx (fp16 inside, fp32 input/output; for GPU targets)")]),
-    ("target", "target.platform", Annotated[Platform | None, _opt("--target", panel=TARGET,
+    ("target", "target.platform", Annotated[Platform | None, option("--target", panel=TARGET,
         help="where the model runs: cpu (U8-activation int8 for ONNX Runtime), openvino (the same files; OpenVINO's "
         "timings decide what ships) or tensorrt / jetson (symmetric S8 Q/DQ int8, and TensorRT engines built on "
         "this machine when TensorRT and a GPU are here)")]),
-    ("threads", "validate.threads", Annotated[int | None, _opt("--threads", panel=TARGET, metavar="N",
+    ("threads", "validate.threads", Annotated[int | None, option("--threads", panel=TARGET, metavar="N",
         help="intra-op CPU threads for the validation runners (default 1; 0 = all cores)")]),
-    ("max_drop", "gate.max_drop", Annotated[float | None, _opt("--max-drop", panel=RUN, metavar="POINTS",
+    ("max_drop", "gate.max_drop", Annotated[float | None, option("--max-drop", panel=RUN, metavar="POINTS",
         help="allowed top-1 drop in points (default 1.0): the int8 target and, with this flag, the accuracy gate of "
         "every deliverable against the baseline; a stage past it fails and later stages do not run")]),
-    ("keep_going", "gate.keep_going", Annotated[bool | None, _opt("--keep-going/--no-keep-going", panel=RUN,
+    ("keep_going", "gate.keep_going", Annotated[bool | None, option("--keep-going/--no-keep-going", panel=RUN,
         help="run later stages after a failed accuracy gate")]),
-    ("output", "run.output", Annotated[str | None, _opt("--output", panel=RUN, metavar="DIR",
+    ("output", "run.output", Annotated[str | None, option("--output", panel=RUN, metavar="DIR",
         help="folder that receives the run folder (default: artifacts)")]),
-    ("run_dir", "run.dir", Annotated[str | None, _opt("--run-dir", panel=RUN, metavar="NAME",
+    ("run_dir", "run.dir", Annotated[str | None, option("--run-dir", panel=RUN, metavar="NAME",
         help="the exact run folder (a name inside --output, or a path); it must not exist yet")]),
-    ("resume", None, Annotated[str | None, _opt("--resume", panel=RUN, metavar="RUN_DIR",
+    ("resume", None, Annotated[str | None, option("--resume", panel=RUN, metavar="RUN_DIR",
         help="continue RUN_DIR after its last finished stage (hashes of its files checked); no other flags")]),
-    ("nproc", None, Annotated[int | None, _opt("--nproc", panel=RUN, metavar="N",
+    ("nproc", None, Annotated[int | None, option("--nproc", panel=RUN, metavar="N",
         help="train, distill and QAT data-parallel in N processes on this machine (one per GPU, or per core on the "
         "CPU; torch.distributed); the global batch size stays the recipe's. Also with --resume (same N)")]),
-    ("master_port", None, Annotated[int | None, _opt("--master-port", panel=RUN, metavar="PORT",
+    ("master_port", None, Annotated[int | None, option("--master-port", panel=RUN, metavar="PORT",
         help="with --nproc: the port of the processes' rendezvous on this machine (default: a free one)")]),
-    ("sets", None, Annotated[list[str] | None, _opt("--set", panel=RUN, metavar="KEY=VALUE",
+    ("sets", None, Annotated[list[str] | None, option("--set", panel=RUN, metavar="KEY=VALUE",
         help="override any recipe value, e.g. --set distill.temperature=2 (repeatable; `edgekit recipe defaults` "
         "lists the keys)")]),
-    ("print_recipe", None, Annotated[bool, _opt("--print-recipe", panel=RUN,
+    ("print_recipe", None, Annotated[bool, option("--print-recipe", panel=RUN,
         help="print the resolved recipe as YAML and exit without running")]),
-    ("json_output", None, Annotated[bool, _opt("--json", panel=RUN,
+    ("json_output", None, Annotated[bool, option("--json", panel=RUN,
         help="print one JSON object on stdout (run folder, status, the file to ship, the result rows); progress "
         "goes to stderr")]),
 ]  # fmt: skip
@@ -119,15 +119,29 @@ FLAG_OF.update(sets="--set", json_output="--json")
 
 
 DEFAULTS = {"print_recipe": False, "json_output": False}
+
+# The positional MODEL and --recipe of compress and search.
+ModelArg = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="MODEL", help="zoo model or alias, e.g. mobilenet_v3 (see `edgekit models`)", show_default=False
+    ),
+]
+RecipeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--recipe", metavar="FILE", rich_help_panel=MODEL, help="start from this recipe instead of the defaults"
+    ),
+]
 with_pipeline_options = with_options([(name, DEFAULTS.get(name), ann) for name, _, ann in OPTIONS])
 
 
-def overrides(flags: dict[str, Any]) -> dict[str, Any]:
-    """The recipe keys the given flags set (dotted, as `--set` writes them)."""
+def overrides(flags: dict[str, Any], table: list[tuple[str, str | None, Any]] = OPTIONS) -> dict[str, Any]:
+    """The recipe keys the given flags set (dotted, as `--set` writes them); `table`: the command's options."""
     import yaml
 
     out: dict[str, Any] = {}
-    for name, key, _ in OPTIONS:
+    for name, key, _ in table:
         value = flags.get(name)
         if key is None or value is None:
             continue
@@ -155,5 +169,9 @@ def given_with_resume(flags: dict[str, Any], positional: tuple[str, Any]) -> lis
     label, value = positional
     given = [label] if value else []
     skip = {"resume", "print_recipe", "json_output", "nproc", "master_port"}  # how to run it, not what
-    given += [FLAG_OF[name] for name, v in flags.items() if name not in skip and v not in (None, [], False)]
+    given += [
+        FLAG_OF.get(name, "--" + name.replace("_", "-"))
+        for name, v in flags.items()
+        if name not in skip and v not in (None, [], False)
+    ]
     return sorted(given)

@@ -1,5 +1,5 @@
 """The search's settings as one strict dataclass: what `run_search`'s keywords fill in, and what a
-`search:` recipe section (wired by the run layer) will validate with edgekit.config."""
+`search:` recipe section validates with edgekit.config (the search stage, edgekit/stages/search.py)."""
 
 from __future__ import annotations
 

@@ -159,7 +159,7 @@ def finish(
         header = (
             f"edgekit search ({cfg.algorithm}, seed {cfg.seed}, {evaluator.evaluations} evaluations), target "
             f"{objective.target()}: proxy top-1 {chosen['proxy_top1']}, MACs {chosen['macs_fraction']} of the baseline"
-            "\nprune.layer_ratios names every prunable layer; prune.ratio only keeps the prune stage from skipping"
+            "\nprune.layer_ratios names every searched layer (prune.ratio 0: no other layer is pruned)"
         )
         write_recipe(res.recipe_path, recipe_tree(base_recipe, prune_section(settings, chosen["layer_ratios"])), header)
         result["recipe"] = str(res.recipe_path)

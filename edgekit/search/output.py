@@ -1,11 +1,10 @@
 """What a search writes: the result JSON and a recipe that `edgekit run` takes (the base recipe with the
-chosen candidate as the prune section).
+chosen candidate as the prune section, and without the search section, so the recipe reproduces the
+chosen model instead of searching again).
 
-The prune stage skips when `prune.ratio` is 0 and no target is set, even with `layer_ratios` given
-(edgekit/stages/prune.py: `drivers` ignores layer_ratios). The written recipe therefore sets `ratio` to
-the candidate's smallest nonzero layer ratio: every prunable group is named in `layer_ratios`, so the
-uniform ratio reaches no layer and only un-skips the stage (0 when nothing is pruned: then skipping is
-right). The library layer cannot import edgekit.recipe; the tree is written with `yaml.safe_dump` in
+The written prune section has `ratio: 0` and every searched group in `layer_ratios`: the prune stage
+runs on layer ratios alone and prunes exactly those layers (edgekit/stages/prune.py `runs`). The
+library layer cannot import edgekit.recipe; the tree is written with `yaml.safe_dump` in
 `edgekit.recipe.dump`'s format, and `edgekit.recipe.from_dict` validates it (tests do)."""
 
 from __future__ import annotations
@@ -23,9 +22,8 @@ from edgekit.search.space import PruneSettings
 
 def prune_section(settings: PruneSettings, layer_ratios: dict[str, float]) -> dict[str, Any]:
     """The prune keys a chosen candidate sets (the rest of the base recipe's prune section stays)."""
-    nonzero = [r for r in layer_ratios.values() if r > 0]
     return {
-        "ratio": min(nonzero) if nonzero else 0.0,
+        "ratio": 0.0,
         "layer_ratios": dict(layer_ratios),
         "importance": settings.importance,
         "round_to": settings.round_to,
@@ -46,6 +44,7 @@ def recipe_tree(base: Any, section: dict[str, Any]) -> dict[str, Any]:
     else:
         tree = copy.deepcopy(dict(base))
     tree["prune"] = {**(tree.get("prune") or {}), **section}
+    tree.pop("search", None)  # the recipe reproduces the chosen model; it does not search again
     return tree
 
 

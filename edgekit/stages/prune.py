@@ -36,14 +36,15 @@ SEARCH_KEYS = ("probes", "relaxed_layer_ratios")
 @dataclass
 class Config:
     """What drives the run (exactly one): `ratio` (fraction of each prunable layer's channels to remove,
-    in [0, 1); 0 with no target skips pruning), `target_macs` (fraction of the baseline MACs to keep,
-    in (0, 1]) or `target_latency_ms` (ONNX Runtime CPU p50 at batch 1, 1 thread).
+    in [0, 1); 0 with no target and no layer_ratios skips pruning), `target_macs` (fraction of the
+    baseline MACs to keep, in (0, 1]) or `target_latency_ms` (ONNX Runtime CPU p50 at batch 1, 1 thread).
     `importance`: l2 (default) or l1 group magnitude, bn_scale (BatchNorm |gamma|), taylor (first-order
     Taylor on `taylor_batches` cross-entropy batches) or random (a control).
     `scope`: uniform (every layer loses `ratio`) or global (channels ranked across layers; no layer
     loses more than `max_layer_ratio` of its channels). `steps`: iterative pruning steps, with
     `finetune_batches` batches of cross-entropy fine-tuning (AdamW, `finetune_lr`) between steps.
-    `layer_ratios`: {module name: ratio} overrides for named layers. `round_to`: keep channel counts a
+    `layer_ratios`: {module name: ratio} overrides for named layers (given alone, with ratio 0, only the
+    named layers are pruned: what `edgekit search` writes). `round_to`: keep channel counts a
     multiple of this (8 by default: odd counts run slower in ONNX Runtime); 1 disables rounding.
     `batch_size` and `seed`: the Taylor and fine-tune batches. `latency_probe_s`: timed seconds per
     latency probe; `latency_probes`: bisection probes of a latency search."""
@@ -87,8 +88,15 @@ def drivers(cfg: Config) -> list[str]:
     return given
 
 
+def runs(cfg: Config) -> bool:
+    """Whether the recipe prunes: a ratio, a target, or per-layer ratios alone (what a search writes)."""
+    return bool(drivers(cfg) or cfg.layer_ratios)
+
+
 def skip(art: Artifact, cfg: Config, ctx: Context) -> str | None:
-    return "prune.ratio is 0" if not drivers(cfg) else None
+    if Role.PRUNED in art:
+        return "the search stage pruned the model to the layer ratios it chose"
+    return None if runs(cfg) else "prune.ratio is 0 and no prune.layer_ratios"
 
 
 def prune_with_info(

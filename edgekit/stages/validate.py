@@ -42,7 +42,8 @@ class Config:
     TensorRT target, TensorRT) provider rows when the installed onnxruntime has them; `openvino`: auto
     adds OpenVINO CPU rows for every ONNX file when OpenVINO is installed (always, for target.platform
     openvino); `torch_compile` adds torch.compile rows; `cuda_graph` replays GPU rows' inference from a
-    CUDA graph in their GPU timing."""
+    CUDA graph in their GPU timing. `profile_runs`: ONNX Runtime's per-layer profile (median of that many
+    runs, batch 1, `threads`) of the fp32 and int8 deployables, shown in report.html (0 = none)."""
 
     threads: int = ranged(1, 0, 1024)
     batch: int = ranged(32, 1, 4096)
@@ -55,6 +56,10 @@ class Config:
     openvino: Literal["auto", "off"] = "auto"
     torch_compile: bool = False
     cuda_graph: bool = False
+    profile_runs: int = ranged(30, 0, 100_000)
+
+
+PROFILED = (Role.ONNX, Role.INT8_ONNX)  # the deployables a user weighs against each other
 
 
 def threads_of(cfg: Config) -> int:
@@ -191,13 +196,30 @@ def _validate(art: Artifact, cfg: Config, ctx: Context, threads: int) -> dict:
         )
     art.info.results = rows
     art.info.threads = threads
-    return {
+    metrics: dict[str, Any] = {
         "threads": threads,
         "val_images": n,
         "batch": cfg.batch,
         "rounds": cfg.rounds,
         "peak_gmacs": {"fp32": peak["fp32"], "int8": peak["int8"], "how": PEAK_HOW},
     }
+    if cfg.profile_runs:
+        metrics["profiles"] = profiles(art, cfg.profile_runs, threads)
+    return metrics
+
+
+def profiles(art: Artifact, runs: int, threads: int) -> dict[str, Any]:
+    """Per-layer ONNX Runtime profiles of the deployables, by file name (a mapping: report.md's one-line
+    stage summary leaves it out; report.json and report.html keep it)."""
+    from edgekit.backends.profile import profile_onnx
+
+    out: dict[str, Any] = {}
+    for role in PROFILED:
+        if role in art:
+            path = art[role].path
+            log.info(f"validate: per-layer profile of {path.name} ({runs} runs)")
+            out[path.name] = profile_onnx(path, threads=threads, runs=runs)
+    return out
 
 
 STAGE = register(Stage(name="validate", section="validate", config=Config, run=run, consumes=tuple(Role)))

@@ -12,7 +12,7 @@ from typing import Any
 from edgekit.artifact import Artifact, Role
 from edgekit.progress import ENGINE, INFER, SECONDS, TRAIN, Work
 from edgekit.rewrite import applies_to
-from edgekit.stages import prune, train
+from edgekit.stages import prune, search, train
 from edgekit.stages.base import Stage
 from edgekit.stages.context import Context
 
@@ -22,7 +22,7 @@ Plan = Callable[[Any, Context, Artifact, int], Work | None]
 
 
 def _pruning(recipe: Any) -> bool:
-    return bool(prune.drivers(recipe.prune))
+    return prune.runs(recipe.prune) or search.searches(recipe.search)
 
 
 def _train(r: Any, ctx: Context, art: Artifact, rows: int) -> Work | None:
@@ -30,8 +30,22 @@ def _train(r: Any, ctx: Context, art: Artifact, rows: int) -> Work | None:
     return {TRAIN: r.train.epochs * len(ctx.data.train)} if trains else None
 
 
+def _search(r: Any, ctx: Context, art: Artifact, rows: int) -> Work | None:
+    """Each evaluation scores the proxy (recalibration and held-out images) and, with a latency target,
+    times the candidate; the finalists are scored on the validation split and timed longer."""
+    s = r.search
+    if not search.searches(s):
+        return None
+    work: Work = {INFER: s.budget_evals * (s.proxy_images + s.bn_images) + s.finalists * len(ctx.data.val)}
+    if s.measures_latency:
+        work[SECONDS] = s.budget_evals * (s.latency_window_s + s.latency_warmup_s) + s.finalists * s.final_latency_s
+    return work
+
+
 def _prune(r: Any, ctx: Context, art: Artifact, rows: int) -> Work | None:
-    return {TRAIN: r.prune.steps * r.prune.finetune_batches * r.prune.batch_size} if _pruning(r) else None
+    if search.searches(r.search) or not prune.runs(r.prune):
+        return None  # the search stage prunes
+    return {TRAIN: r.prune.steps * r.prune.finetune_batches * r.prune.batch_size}
 
 
 def _distill(r: Any, ctx: Context, art: Artifact, rows: int) -> Work | None:
@@ -79,6 +93,7 @@ def _validate(r: Any, ctx: Context, art: Artifact, rows: int) -> Work:
 
 PLANS: dict[str, Plan] = {
     "train": _train,
+    "search": _search,
     "prune": _prune,
     "distill": _distill,
     "quantize": _quantize,
