@@ -29,6 +29,7 @@ from edgekit.errors import EdgekitError
 from edgekit.logs import show_on_console
 from edgekit.recipe import Recipe, from_dict
 from edgekit.target import PLATFORMS, TargetConfig
+from edgekit.training import announced_folder
 from edgekit.zoo.user import UserModel, user_model_name
 
 # The public names are edgekit.API (edgekit/__init__.py), which loads this module on first use.
@@ -48,6 +49,18 @@ class Run:
         report = json.loads((art.run_dir / "report.json").read_text())
         return cls(art.run_dir, report, _ship_path(art), art)
 
+    @classmethod
+    def of_folder(cls, run_dir: Path) -> Run:
+        """Another rank's view of rank 0's finished run: the folder and, where this machine sees it (one
+        node, or a shared file system), its report and file to ship; no models in memory."""
+        try:
+            report = json.loads((run_dir / "report.json").read_text())
+        except (OSError, ValueError):
+            report = {}
+        ship = report.get("ship") or {}
+        row = next((r for r in report.get("results", []) if r.get("artifact") == ship.get("artifact")), None)
+        return cls(run_dir, report, run_dir / row["file"] if row else None, Artifact(run_dir))
+
 
 def _ship_path(art: Artifact) -> Path | None:
     chosen = art.info.ship
@@ -62,9 +75,21 @@ def _ship_path(art: Artifact) -> Path | None:
 
 def run_recipe(recipe: Recipe, *, model: nn.Module | None = None, data: Any = None) -> Run:
     """Run a Recipe (what `edgekit run` and `edgekit compress` do), optionally with a module and a Dataset
-    given from Python in place of the recipe's model and data."""
+    given from Python in place of the recipe's model and data.
+
+    Under torchrun every process calls it: rank 0 runs the pipeline and writes the run folder, the other
+    ranks train inside its fit calls and take their share of its evaluations, and each returns the Run
+    (on ranks other than 0 read from the folder: Run.of_folder). A failure raises on rank 0; the other
+    ranks then raise EdgekitError too."""
     show_on_console()
-    return Run.of(pipeline.run(recipe, model=model, data=data))
+    art = pipeline.lead(lambda: pipeline.run(recipe, model=model, data=data))
+    if art is not None:
+        return Run.of(art)
+    announced = announced_folder()
+    if announced is None or not announced[1]:
+        where = f" (its run folder: {announced[0]})" if announced else ""
+        raise EdgekitError(f"rank 0's run did not finish{where}: rank 0 printed the error")
+    return Run.of_folder(Path(announced[0]))
 
 
 def compress(

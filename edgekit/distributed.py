@@ -86,6 +86,17 @@ def broadcast_object(obj: Any) -> Any:
     return box[0]
 
 
+def gather_objects(obj: Any) -> list[Any]:
+    """Every rank's `obj`, in rank order, on rank 0 (pickled); the other ranks get an empty list."""
+    import torch
+
+    if world_size() == 1:
+        return [obj]
+    out: list[Any] | None = [None] * world_size() if is_main() else None
+    torch.distributed.gather_object(obj, out, dst=0)
+    return out or []
+
+
 def all_reduce_sum(values: list[float]) -> list[float]:
     """The element-wise sum of `values` over the ranks (metrics, e.g. a loss sum and an image count)."""
     import torch

@@ -64,11 +64,12 @@ Top1 = Callable[[ModelEntry], float]
 
 
 def measured_top1(val: tuple) -> Top1:
-    """Top-1 of an entry on `val` (normalized images, labels: edgekit.data.arrays.val_arrays)."""
-    from edgekit.backends import evaluate
-    from edgekit.backends.select import runner_for
+    """Top-1 of an entry on `val` (normalized images, labels: edgekit.data.arrays.val_arrays), the images
+    split across the ranks of a distributed run."""
+    from edgekit.backends.sharded import accuracies
 
-    return lambda entry: float(evaluate(runner_for(entry, 1), *val)["top1"])
+    images, labels = val
+    return lambda entry: float(accuracies([entry], images, labels, threads=1)[0]["top1"])
 
 
 def check(

@@ -29,7 +29,7 @@ from edgekit.stages import ORDER, Stage, distill, load, prune
 from edgekit.stages.context import Context
 from edgekit.stages.search import searches
 from edgekit.stages.work import planned
-from edgekit.training import OptimConfig, release, serve
+from edgekit.training import OptimConfig, announce_finished, announce_folder, release, serve
 from edgekit.zoo import model_spec, resolve_name
 from edgekit.zoo.pretrained import PRETRAINED_KEYWORD, pretrained_state_dict
 from edgekit.zoo.user import is_user_name
@@ -172,20 +172,36 @@ def check_world(recipe: Recipe) -> None:
             dist.check_batch(name, cfg.batch_size, world)
 
 
+_LEADING: list[bool] = []  # inside lead(): the CLI leads and calls the API, which leads too
+
+
 def lead(work: Callable[[], T]) -> T | None:
     """Run `work` (pipeline.run or resume) in a distributed run's process group: rank 0 does it and
-    writes the run folder; the other ranks train inside its fit calls and return None. In one process,
-    just `work()`."""
+    writes the run folder; the other ranks train inside its fit calls (and take their share of its
+    evaluations) and return None. In one process, or inside another lead, just `work()`."""
+    if _LEADING:
+        return work()
     with dist.group():
         if not dist.is_main():
             logging.getLogger("edgekit").setLevel(logging.WARNING)  # one process prints the run
             serve()
             return None
+        _LEADING.append(True)
         try:
-            return work()
+            result = work()
+            if dist.world_size() > 1:
+                announce_finished()
+            return result
         finally:
+            _LEADING.clear()
             if dist.world_size() > 1:
                 release()
+
+
+def _announce(run_dir: Path) -> None:
+    """Tell the other ranks of a led distributed run where rank 0 writes (their API call returns it)."""
+    if _LEADING and dist.world_size() > 1:
+        announce_folder(str(run_dir))
 
 
 def default_input_px(recipe: Recipe) -> int:
@@ -202,6 +218,7 @@ def run(recipe: Recipe, *, model: nn.Module | None = None, data: Dataset | None 
     check_inputs(recipe, model, data)
     data = data if data is not None else load_data(recipe.data, default_input_px(recipe))
     run_dir = make_run_dir(recipe)
+    _announce(run_dir)
     atomic_write_text(run_dir / "recipe.yaml", dump(recipe))
     log.info("run folder: %s", run_dir)
     return _execute(recipe, Context(recipe, data, run_dir, model), Artifact(run_dir), done=set())
@@ -213,6 +230,7 @@ def resume(run_dir: str | Path) -> Artifact:
     manifest's hash, and torch models are rebuilt from their checkpoints. A stage that was cut off
     starts again, from its last epoch checkpoint where it has one (train, distill)."""
     run_dir = Path(run_dir)
+    _announce(run_dir)
     saved = manifest.read(run_dir)
     recipe_file = run_dir / "recipe.yaml"
     if not recipe_file.is_file() or sha256(recipe_file) != saved["recipe_sha256"]:

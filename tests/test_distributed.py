@@ -190,3 +190,43 @@ def test_batch_that_does_not_divide_stops_every_process_with_one_line(tmp_path):
         "takes batch_size / 2; set --set train.batch_size to a multiple of 2, e.g. 126"
     ]
     assert not (tmp_path / "a").exists() or not list((tmp_path / "a").iterdir())  # no run folder
+
+
+@pytest.mark.slow
+def test_work_spread_over_two_ranks_is_gathered_in_order_and_a_failing_share_names_its_rank():
+    """edgekit.sharding under torchrun: rank 1 answers map jobs from its wait loop; a sharded evaluation
+    scores exactly as one process does; an error on rank 1 reaches rank 0 as one line naming rank 1."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_port())]
+    result = subprocess.run(
+        [*cmd, str(ROOT / "tests" / "rank_jobs.py")], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    squares = lines[0]["squares"]
+    assert [p["rank"] for p in squares] == [0, 1] and squares[0]["pid"] != squares[1]["pid"]  # two processes
+    assert [v for p in squares for v in p["values"]] == [i * i for i in range(11)]  # every item once, in order
+    assert lines[1]["sharded"] == lines[1]["one_process"]
+    assert lines[2]["error"] == "rank 1 failed in its share of the work: disk full on rank 1"
+
+
+def test_shares_cover_the_items_once():
+    from edgekit.sharding import across_ranks, bounds
+
+    for n, world in ((11, 2), (2, 3), (0, 2), (1000, 7)):
+        spans = [bounds(n, r, world) for r in range(world)]
+        assert [i for a, b in spans for i in range(a, b)] == list(range(n))
+        assert max(b - a for a, b in spans) - min(b - a for a, b in spans) <= 1
+    assert across_ranks(lambda rank, world: (rank, world)) == [(0, 1)]  # one process: just the call
+
+
+@pytest.mark.slow
+def test_the_python_api_under_torchrun_writes_one_run_and_every_rank_gets_it(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_port())]
+    script = ROOT / "tests" / "api_under_torchrun.py"
+    result = subprocess.run([*cmd, str(script), str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = sorted((json.loads(x) for x in result.stdout.splitlines() if x.startswith("{")), key=lambda r: r["rank"])
+    assert [r["rank"] for r in runs] == [0, 1]
+    assert runs[0]["run_dir"] == runs[1]["run_dir"] and list(tmp_path.iterdir()) == [Path(runs[0]["run_dir"])]
+    assert runs[0]["ship"] == runs[1]["ship"] and runs[0]["top1"] == runs[1]["top1"] and runs[0]["top1"]
+    assert json.loads((Path(runs[0]["run_dir"]) / "report.json").read_text())["world_size"] == 2

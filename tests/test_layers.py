@@ -59,6 +59,7 @@ LAYERS = {
         "checkpoint",
         "state_layout",
         "distributed",
+        "sharding",
     ),
 }
 

@@ -16,9 +16,14 @@ EVAL_BATCH_VALUES = 250 * 3 * 64 * 64  # floats per accuracy batch: 250 images a
 def evaluate(
     runner: Runner, images: np.ndarray, labels: np.ndarray, batch_size: int = 250, label: str | None = None
 ) -> dict[str, float]:
-    """top-1/top-5 of the runner on normalized float32 images, in batches of at most `batch_size` images
-    and EVAL_BATCH_VALUES floats: batches of 250 at 224 px made torch allocate and free gigabytes per
-    batch (a third of the validate stage's time went to the kernel's page faults)."""
+    """top-1/top-5 of the runner on normalized float32 images (see `logits`)."""
+    return topk_accuracy(logits(runner, images, batch_size, label), labels)
+
+
+def logits(runner: Runner, images: np.ndarray, batch_size: int = 250, label: str | None = None) -> np.ndarray:
+    """The runner's outputs on normalized float32 images, in batches of at most `batch_size` images and
+    EVAL_BATCH_VALUES floats: batches of 250 at 224 px made torch allocate and free gigabytes per batch (a
+    third of the validate stage's time went to the kernel's page faults)."""
     per_image = int(np.prod(images.shape[1:])) if images.ndim > 1 else 1
     batch_size = max(1, min(batch_size, EVAL_BATCH_VALUES // per_image))
     outs = []
@@ -28,7 +33,7 @@ def evaluate(
         outs.append(runner.run(batch))
         if bar:
             bar.update(len(batch))
-    return topk_accuracy(np.concatenate(outs), labels)
+    return np.concatenate(outs)
 
 
 def _timed_runs(runner: Runner, x: np.ndarray, warmup_s: float, min_runs: int, min_s: float) -> list[float]:

@@ -16,6 +16,7 @@ from edgekit.backends import Runner, evaluate, measure_interleaved, throughput_o
 from edgekit.backends.gpu_timing import GpuModel
 from edgekit.backends.peak import PEAK_HOW, achieved, mac_peak
 from edgekit.backends.select import runner_for
+from edgekit.backends.sharded import accuracies
 from edgekit.backends.torch_cpu import torch_threads
 from edgekit.config import ranged
 from edgekit.data.arrays import val_arrays
@@ -135,7 +136,9 @@ def _validate(art: Artifact, cfg: Config, ctx: Context, threads: int) -> dict:
     by_path = {e.path: e.name for e in art.entries.values()}
     of = [by_path.get(e.path, e.name) for e, _ in pairs]
     entries, runners = [p[0] for p in pairs], [p[1] for p in pairs]
-    accs = [evaluate(r, images, labels, label=f"validate {e.name}") for e, r in pairs]
+    # This run's own models are scored across the ranks of a distributed run; the other runtimes' rows here.
+    accs = accuracies([e for e, _ in own], images, labels, threads, label="validate")
+    accs += [evaluate(r, images, labels, label=f"validate {e.name}") for e, r in pairs[len(own) :]]
 
     def timed(batch: int, min_runs: int, label: str) -> list[list[float]]:
         return measure_interleaved(

@@ -1,0 +1,60 @@
+"""Work spread over the ranks of a distributed run outside training: rank 0 hands every rank the same
+picklable `fn(rank, world)`, each computes its share, and rank 0 gets the results in rank order. The other
+ranks run it from their wait loop (edgekit.training.serve), so it may only be called by rank 0 between
+fit calls, which is where the pipeline's stages run. In one process it is just `[fn(0, 1)]`.
+
+A rank whose share fails still answers (with the error), so no rank is left inside a collective, and rank
+0 raises one EdgekitError naming the rank and its error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import edgekit.distributed as dist
+from edgekit.errors import EdgekitError
+
+T = TypeVar("T")
+MAP = "map"  # the job tag serve() dispatches on
+
+
+@dataclass(frozen=True)
+class ShareFailed:
+    rank: int
+    error: str
+
+
+def share(fn: Callable[[int, int], Any], rank: int, world: int) -> Any:
+    """Run one rank's share, turning an error into a ShareFailed answer."""
+    try:
+        return fn(rank, world)
+    except Exception as exc:  # every rank must still reach the gather
+        return ShareFailed(rank, " ".join(str(exc).split()) or type(exc).__name__)
+
+
+def across_ranks(fn: Callable[[int, int], T]) -> list[T]:
+    """fn(rank, world) on every rank, the results in rank order (rank 0's first)."""
+    world = dist.world_size()
+    if world == 1:
+        return [fn(0, 1)]
+    dist.broadcast_object((MAP, fn))
+    results = dist.gather_objects(share(fn, 0, world))
+    failed = [r for r in results if isinstance(r, ShareFailed)]
+    if failed:
+        first = failed[0]
+        raise EdgekitError(f"rank {first.rank} failed in its share of the work: {first.error}")
+    return results
+
+
+def serve_share(job: tuple) -> None:
+    """A rank other than 0: compute this rank's share of a map job and send it to rank 0."""
+    _, fn = job
+    dist.gather_objects(share(fn, dist.rank(), dist.world_size()))
+
+
+def bounds(n: int, rank: int, world: int) -> tuple[int, int]:
+    """This rank's contiguous slice of n items (sizes differ by at most one), as [start, stop)."""
+    base, extra = divmod(n, world)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (rank < extra)
