@@ -5,12 +5,15 @@ and the error of a share that failed on rank 1."""
 
 import json
 import os
+import tempfile
 from functools import partial
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import torch
 
+import edgekit
 import edgekit.distributed as dist
 import edgekit.sharding as sharding
 import edgekit.training as training
@@ -19,6 +22,7 @@ from edgekit.backends import evaluate
 from edgekit.backends.select import runner_for
 from edgekit.backends.sharded import accuracies
 from edgekit.errors import EdgekitError
+from edgekit.quant.sensitivity import HeldOut, logits_of, rank_layers
 from edgekit.zoo import create_model
 
 
@@ -49,6 +53,14 @@ def main() -> None:
             two = accuracies([entry], images, labels, threads=1)[0]
             one = evaluate(runner_for(entry, 1), images, labels)
             print(json.dumps({"sharded": two, "one_process": one}), flush=True)
+            with tempfile.TemporaryDirectory() as tmp:  # int8 sensitivity, layers split across the ranks
+                fp32 = edgekit.export_onnx(model, Path(tmp) / "m.onnx", (1, 32, 32))
+                int8 = edgekit.quantize_onnx(fp32, images[:64], Path(tmp) / "m.int8.onnx")
+                held = HeldOut(images, labels, logits_of(fp32, images))
+                ranked = rank_layers(int8, fp32, held)
+                with patch.object(dist, "world_size", return_value=1):  # the same, in this process alone
+                    alone = rank_layers(int8, fp32, held)
+            print(json.dumps({"sensitivity": ranked, "one_process": alone}), flush=True)
             try:
                 sharding.across_ranks(fails_on_rank_1)
             except EdgekitError as exc:

@@ -195,7 +195,8 @@ def test_batch_that_does_not_divide_stops_every_process_with_one_line(tmp_path):
 @pytest.mark.slow
 def test_work_spread_over_two_ranks_is_gathered_in_order_and_a_failing_share_names_its_rank():
     """edgekit.sharding under torchrun: rank 1 answers map jobs from its wait loop; a sharded evaluation
-    scores exactly as one process does; an error on rank 1 reaches rank 0 as one line naming rank 1."""
+    and a sharded int8 sensitivity ranking score exactly as one process does; an error on rank 1 reaches
+    rank 0 as one line naming rank 1."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_port())]
     result = subprocess.run(
         [*cmd, str(ROOT / "tests" / "rank_jobs.py")], cwd=ROOT, capture_output=True, text=True, timeout=300
@@ -206,7 +207,9 @@ def test_work_spread_over_two_ranks_is_gathered_in_order_and_a_failing_share_nam
     assert [p["rank"] for p in squares] == [0, 1] and squares[0]["pid"] != squares[1]["pid"]  # two processes
     assert [v for p in squares for v in p["values"]] == [i * i for i in range(11)]  # every item once, in order
     assert lines[1]["sharded"] == lines[1]["one_process"]
-    assert lines[2]["error"] == "rank 1 failed in its share of the work: disk full on rank 1"
+    ranked = lines[2]["sensitivity"]
+    assert len(ranked) >= 4 and ranked == lines[2]["one_process"]  # every layer once, the same scores
+    assert lines[3]["error"] == "rank 1 failed in its share of the work: disk full on rank 1"
 
 
 def test_shares_cover_the_items_once():

@@ -22,13 +22,16 @@ trusted for the choice.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from edgekit.backends.ort import load_session
+from edgekit.envinfo import usable_cores
 from edgekit.progress import Progress
 from edgekit.quant.ptq import WEIGHTED_OPS
+from edgekit.sharding import across_ranks, bounds
 
 
 def session(model, threads: int = 0, optimize: bool = True):
@@ -36,8 +39,8 @@ def session(model, threads: int = 0, optimize: bool = True):
     return load_session(model, threads, "cpu", optimize)
 
 
-def logits_of(model, images: np.ndarray, batch: int = 250, optimize: bool = True) -> np.ndarray:
-    sess = session(model, optimize=optimize)
+def logits_of(model, images: np.ndarray, batch: int = 250, optimize: bool = True, threads: int = 0) -> np.ndarray:
+    sess = session(model, threads, optimize=optimize)
     name = sess.get_inputs()[0].name
     return np.concatenate(
         [sess.run(None, {name: np.ascontiguousarray(images[i : i + batch])})[0] for i in range(0, len(images), batch)]
@@ -247,17 +250,34 @@ def apply_units(int8, fp32, units: list[dict]):
 
 def rank_layers(int8_path: Path, fp32_path: Path, held: HeldOut) -> list[dict]:
     """Each quantized layer's measured effect when kept in float (weights and input activations),
-    most harmful (largest gain) first."""
+    most harmful (largest gain) first. In a distributed run the layers are split across the ranks
+    (edgekit.sharding): each scores its share on the same held-out images."""
     import onnx
 
-    int8, fp32 = onnx.load(str(int8_path)), onnx.load(str(fp32_path))
+    int8_bytes, fp32_bytes = int8_path.read_bytes(), fp32_path.read_bytes()
+    int8 = onnx.load_from_string(int8_bytes)
     base = logits_of(int8, held.images)
-    base_mse, base_drop = held.mse(base), held.drop(base)
     units = layer_units(int8)
-    bar = Progress("sensitivity", len(units), unit="layer")
+    share = partial(_layer_gains, int8_bytes, fp32_bytes, held, units, held.mse(base), held.drop(base))
+    out = [r for part in across_ranks(share) for r in part]
+    out.sort(key=lambda r: (-r["logit_mse_gain"], -r["top1_gain"]))
+    return out
+
+
+def _layer_gains(
+    int8_bytes: bytes, fp32_bytes: bytes, held: HeldOut, units: list[dict], base_mse: float, base_drop: float,
+    rank: int, world: int,
+) -> list[dict]:  # fmt: skip
+    """One rank's share of rank_layers: its contiguous slice of the layers."""
+    import onnx
+
+    int8, fp32 = onnx.load_from_string(int8_bytes), onnx.load_from_string(fp32_bytes)
+    start, stop = bounds(len(units), rank, world)
+    threads = 0 if world == 1 else max(1, usable_cores() // world)  # the ranks share this machine's cores
+    bar = Progress("sensitivity", stop - start, unit="layer") if rank == 0 else None
     out = []
-    for unit in units:
-        logits = logits_of(apply_units(int8, fp32, [unit]), held.images)
+    for unit in units[start:stop]:
+        logits = logits_of(apply_units(int8, fp32, [unit]), held.images, threads=threads)
         out.append(
             {
                 **unit,
@@ -265,8 +285,8 @@ def rank_layers(int8_path: Path, fp32_path: Path, held: HeldOut) -> list[dict]:
                 "top1_gain": round(base_drop - held.drop(logits), 2),
             }
         )
-        bar.update(1)
-    out.sort(key=lambda r: (-r["logit_mse_gain"], -r["top1_gain"]))
+        if bar:
+            bar.update(1)
     return out
 
 
