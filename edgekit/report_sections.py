@@ -17,6 +17,10 @@ def _stage(report: dict, name: str) -> dict[str, Any] | None:
     return None if "skipped" in metrics or "failed" in metrics else metrics
 
 
+def _or_dash(value: Any) -> Any:
+    return "-" if value is None else value
+
+
 def _keep(keep: list[float]) -> str:
     return f"{min(keep):.2f} / {sum(keep) / len(keep):.2f} / {max(keep):.2f}" if keep else "-"
 
@@ -46,7 +50,7 @@ def search_section(metrics: dict[str, Any], run_dir: Path) -> str:
             + "</tr></thead><tbody>"
             + "".join(
                 f"<tr><td>{esc(p.get('index'))}</td><td>{esc(_keep(p.get('keep') or []))}</td>"
-                f"<td>{esc(p.get('macs_fraction'))}</td><td>{esc(p.get('latency_ms', '-'))}</td>"
+                f"<td>{esc(p.get('macs_fraction'))}</td><td>{esc(_or_dash(p.get('latency_ms')))}</td>"
                 f"<td>{esc(p.get('proxy_top1'))}</td></tr>"
                 for p in front
             )
