@@ -51,8 +51,9 @@ def search(
     recipe: RecipeOption = None,
     **flags: Any,
 ) -> None:
-    """Search per-layer pruning ratios under a latency or MACs target, then distill, export, quantize and
-    validate the chosen model like compress.
+    """Search each layer's pruning ratio under a latency or MACs target, then compress the chosen model.
+
+    The chosen model is distilled, exported, quantized and validated as compress does.
 
     search/ in the run folder: every candidate, the Pareto front, and search_recipe.yaml for `edgekit run`.
 
