@@ -135,9 +135,24 @@ def aggregate(rows: list[dict]) -> dict[str, dict]:
     return out
 
 
+def _call(mine: dict, ref: dict) -> str:
+    """better / worse when the means differ by more than the larger spread over seeds, else a tie; with
+    one seed there is no spread to judge by."""
+    if len(mine["runs"]) < 2 or len(ref["runs"]) < 2:
+        return "one seed: no verdict"
+    diff, margin = mine["mean"] - ref["mean"], max(mine["spread"], ref["spread"])
+    return "tie" if abs(diff) <= margin else ("better" if diff > 0 else "worse")
+
+
+def _speed(ratio: float) -> str:
+    if ratio > 1 + SAME_LATENCY:
+        return f"{(ratio - 1) * 100:.0f}% slower"
+    return "same latency" if ratio >= 1 - SAME_LATENCY else f"{(1 - ratio) * 100:.0f}% faster"
+
+
 def verdicts(agg: dict[str, dict]) -> dict[str, str]:
-    """Each searched method against uniform (top-1, and whether its p50 is within 5% of uniform's or
-    below), and GA / PSO against random (best proxy top-1 found at the same number of evaluations)."""
+    """Each searched method against uniform (top-1, and its p50 against uniform's: within 5% is the same
+    latency), and GA / PSO against random (best feasible proxy top-1 found in the same evaluations)."""
     out = {}
     uni = agg.get("uniform")
     for method in SEARCHED:
@@ -146,18 +161,17 @@ def verdicts(agg: dict[str, dict]) -> dict[str, str]:
             continue
         ratio = mine["latency_ms_p50"]["mean"] / uni["latency_ms_p50"]["mean"]
         diff = mine["top1"]["mean"] - uni["top1"]["mean"]
-        margin = max(mine["top1"]["spread"], uni["top1"]["spread"])
-        acc = "tie" if abs(diff) <= margin else ("better" if diff > 0 else "worse")
-        speed = "same latency" if ratio <= 1 + SAME_LATENCY else f"{(ratio - 1) * 100:.0f}% slower"
-        out[f"{method} vs uniform"] = f"top-1 {diff * 100:+.2f} points ({acc}), p50 x{ratio:.3f} ({speed})"
+        out[f"{method} vs uniform"] = (
+            f"top-1 {diff * 100:+.2f} points ({_call(mine['top1'], uni['top1'])}), p50 x{ratio:.3f} ({_speed(ratio)})"
+        )
     rnd = agg.get("random")
     for method in ("ga", "pso"):
         mine = agg.get(method)
         if mine and rnd:
-            diff = mine["best_proxy_at_budget"]["mean"] - rnd["best_proxy_at_budget"]["mean"]
-            margin = max(mine["best_proxy_at_budget"]["spread"], rnd["best_proxy_at_budget"]["spread"])
-            acc = "tie" if abs(diff) <= margin else ("better" if diff > 0 else "worse")
-            out[f"{method} vs random"] = f"best feasible proxy top-1 found {diff * 100:+.2f} points ({acc})"
+            a, b = mine["best_proxy_at_budget"], rnd["best_proxy_at_budget"]
+            out[f"{method} vs random"] = (
+                f"best feasible proxy top-1 found {(a['mean'] - b['mean']) * 100:+.2f} points ({_call(a, b)})"
+            )
     return out
 
 
@@ -191,6 +205,9 @@ def bench_model(model: str, args, timing: Timing) -> dict:
             say(model, start, f"seed {seed}: {method}")
             row = pipeline_row(baseline.recipe_for(model, args.data, args.quick, over), method)
             rows.append({**row, "seed": seed})
+    if args.merge:  # earlier seeds' rows join, and every row is measured again in the same rounds
+        kept, old_targets = earlier_rows(Path(args.out_dir) / f"{model}_{recipe.data.name}.json", seeds)
+        rows, targets = kept + rows, {**old_targets, **targets}
     say(model, start, f"measure {len(rows)} model.onnx files in the same interleaved rounds")
     measure_rows(rows, data, timing)
     agg = aggregate(rows)
@@ -200,6 +217,7 @@ def bench_model(model: str, args, timing: Timing) -> dict:
         "data": recipe.data.name,
         "baseline_top1": base_top1,
         "rows": [{k: v for k, v in r.items() if k != "onnx"} for r in rows],
+        "seeds": sorted({r["seed"] for r in rows}),
         "summary": agg,
         "verdicts": verdicts(agg),
         "targets": targets,
@@ -213,6 +231,21 @@ def bench_model(model: str, args, timing: Timing) -> dict:
     }
 
 
+def earlier_rows(path: Path, seeds: list[int]) -> tuple[list[dict], dict]:
+    """The rows (and latency targets) of other seeds in an earlier result, whose run folders still hold
+    their model.onnx; they are measured again beside the new rows."""
+    if not path.is_file():
+        return [], {}
+    old = json.loads(path.read_text())
+    rows = [
+        {**r, "onnx": str(Path(r["run_dir"]) / "model.onnx")}
+        for r in old["rows"]
+        if r["seed"] not in seeds and (Path(r["run_dir"]) / "model.onnx").is_file()
+    ]
+    targets = {int(k): v for k, v in old.get("targets", {}).items() if int(k) not in seeds}
+    return rows, targets
+
+
 def baseline_top1(model, data) -> float:
     from edgekit.training import predict
 
@@ -221,7 +254,8 @@ def baseline_top1(model, data) -> float:
 
 
 def markdown(res: dict) -> str:
-    lines = [f"## {res['model']} on {res['data']}", "", res["setup"], ""]
+    seeds = ", ".join(str(x) for x in res.get("seeds", []))
+    lines = [f"## {res['model']} on {res['data']}", "", f"{res['setup']}; seeds {seeds}", ""]
     lines += [
         "| method | top-1 mean ± std | p50 ms (mean) | MACs | search s | evaluations | best feasible proxy |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -251,12 +285,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--train-limit", type=int, default=12000, help="training images (default 12000; 0 = all)")
     p.add_argument("--out", help="folder for the results (default bench/results/search, .../quick with --quick)")
     p.add_argument("--work", default="artifacts/bench", help="folder for the run folders (default artifacts/bench)")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="add these seeds to an earlier result (its other seeds' models are measured again with the new ones)",
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     out = Path(args.out or ("bench/results/search/quick" if args.quick else "bench/results/search"))
+    args.out_dir = out
     timing = QUICK_TIMING if args.quick else Timing(rounds=10, min_seconds=3.0)
     parts = []
     for model in args.models.split(","):

@@ -267,5 +267,7 @@ def test_search_bench_compares_at_equal_latency_and_calls_small_differences_ties
     v = search.verdicts(search.aggregate(rows))
     assert v["ga vs uniform"].startswith("top-1 +3.00 points (better)") and "(same latency)" in v["ga vs uniform"]
     assert "(tie)" in v["pso vs uniform"] and "10% slower" in v["pso vs uniform"]  # +0.1 point is inside the spread
-    assert "(worse)" in v["random vs uniform"]
+    assert "(worse)" in v["random vs uniform"] and "(same latency)" in v["random vs uniform"]
+    one_seed = search.verdicts(search.aggregate([r for r in rows if r["seed"] == 0]))
+    assert "(one seed: no verdict)" in one_seed["ga vs uniform"]
     assert "(tie)" in v["pso vs random"] and "(better)" in v["ga vs random"]
