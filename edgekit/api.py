@@ -28,8 +28,8 @@ from edgekit.artifact import Artifact
 from edgekit.errors import EdgekitError
 from edgekit.logs import show_on_console
 from edgekit.recipe import Recipe, from_dict
+from edgekit.sharding import announced_folder
 from edgekit.target import PLATFORMS, TargetConfig
-from edgekit.training import announced_folder
 from edgekit.zoo.user import UserModel, user_model_name
 
 # The public names are edgekit.API (edgekit/__init__.py), which loads this module on first use.

@@ -25,11 +25,12 @@ from edgekit.errors import EdgekitError
 from edgekit.fileio import atomic_write_text, sha256
 from edgekit.progress import RunEta, run_clock
 from edgekit.recipe import Recipe, dump, load_recipe, prunes
+from edgekit.sharding import announce_finished, announce_folder
 from edgekit.stages import ORDER, Stage, distill, load, prune
 from edgekit.stages.context import Context
 from edgekit.stages.search import searches
 from edgekit.stages.work import planned
-from edgekit.training import OptimConfig, announce_finished, announce_folder, release, serve
+from edgekit.training import OptimConfig, release, serve
 from edgekit.zoo import model_spec, resolve_name
 from edgekit.zoo.pretrained import PRETRAINED_KEYWORD, pretrained_state_dict
 from edgekit.zoo.user import is_user_name

@@ -1,7 +1,12 @@
-"""Work spread over the ranks of a distributed run outside training: rank 0 hands every rank the same
+"""Work spread over the ranks of a distributed run outside training, and what rank 0 tells them.
+
+Map jobs: rank 0 hands every rank the same
 picklable `fn(rank, world)`, each computes its share, and rank 0 gets the results in rank order. The other
 ranks run it from their wait loop (edgekit.training.serve), so it may only be called by rank 0 between
 fit calls, which is where the pipeline's stages run. In one process it is just `[fn(0, 1)]`.
+
+Folder notices: rank 0 tells the other ranks its run folder when it makes it and again when the run
+finished, so that every rank's API call can return that run (edgekit.api.run_recipe).
 
 A rank whose share fails still answers (with the error), so no rank is left inside a collective, and rank
 0 raises one EdgekitError naming the rank and its error."""
@@ -58,3 +63,33 @@ def bounds(n: int, rank: int, world: int) -> tuple[int, int]:
     base, extra = divmod(n, world)
     start = rank * base + min(rank, extra)
     return start, start + base + (rank < extra)
+
+
+FOLDER = "folder"  # a job that only tells the other ranks rank 0's run folder, and whether the run finished
+_FOLDER: list[tuple[str, bool]] = []
+
+
+def forget_folder() -> None:
+    _FOLDER.clear()
+
+
+def note_folder(job: tuple) -> None:
+    """A rank other than 0, in its wait loop: remember the folder rank 0 announced."""
+    _FOLDER[:] = [(job[1], job[2])]
+
+
+def announce_folder(path: str, finished: bool = False) -> None:
+    """Rank 0, leading a distributed run: tell the other ranks (waiting in serve) its run folder."""
+    _FOLDER[:] = [(path, finished)]
+    dist.broadcast_object((FOLDER, path, finished))
+
+
+def announce_finished() -> None:
+    """Rank 0, its run over without an error: the folder announced before is complete."""
+    if _FOLDER:
+        announce_folder(_FOLDER[-1][0], finished=True)
+
+
+def announced_folder() -> tuple[str, bool] | None:
+    """After serve (a rank other than 0): rank 0's run folder and whether its run finished."""
+    return _FOLDER[-1] if _FOLDER else None

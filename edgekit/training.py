@@ -150,38 +150,17 @@ def _data_to_send(data: Dataset) -> Dataset | None:
     return data
 
 
-FOLDER = "folder"  # a job that only tells the other ranks rank 0's run folder, and whether the run finished
-_FOLDER: list[tuple[str, bool]] = []
-
-
-def announce_folder(path: str, finished: bool = False) -> None:
-    """Rank 0, leading a distributed run: tell the other ranks (waiting in serve) its run folder."""
-    _FOLDER[:] = [(path, finished)]
-    dist.broadcast_object((FOLDER, path, finished))
-
-
-def announce_finished() -> None:
-    """Rank 0, its run over without an error: the folder announced before is complete."""
-    if _FOLDER:
-        announce_folder(_FOLDER[-1][0], finished=True)
-
-
-def announced_folder() -> tuple[str, bool] | None:
-    """After serve (a rank other than 0): rank 0's run folder and whether its run finished."""
-    return _FOLDER[-1] if _FOLDER else None
-
-
 def serve() -> None:
     """A rank other than 0: train in each of rank 0's fit calls, and compute its share of each map job
     (edgekit.sharding), until rank 0 sends None (its run ended)."""
     data: Dataset | None = None
-    _FOLDER.clear()
+    sharding.forget_folder()
     while (job := dist.broadcast_object(None)) is not None:
         if job[0] == sharding.MAP:
             sharding.serve_share(job)
             continue
-        if job[0] == FOLDER:
-            _FOLDER[:] = [(job[1], job[2])]
+        if job[0] == sharding.FOLDER:
+            sharding.note_folder(job)
             continue
         _, model, sent, cfg, loss_fn, label, extra, head = job
         data = sent if sent is not None else data
