@@ -284,6 +284,22 @@ def test_config_needs_a_reachable_target(lenet, data, tmp_path):
         run_search(lenet, data, target_macs=0.3, out_dir=tmp_path, **FAST)
     with pytest.raises(EdgekitError, match="elite"):
         Config(population=2, elite=2)
+    with pytest.raises(EdgekitError, match="both set: keep one"):
+        run_search(lenet, data, target_latency_ms=1.0, target_latency_ratio=0.8, out_dir=tmp_path, **FAST)
+    with pytest.raises(EdgekitError, match="latency_reference: true"):
+        Config(target_latency_ratio=0.8, latency_reference=False).check_target()
+
+
+def test_a_latency_ratio_target_is_applied_to_the_searchs_own_timing_of_the_unpruned_model(lenet, data, tmp_path):
+    timing = dict(latency_window_s=0.01, latency_warmup_s=0, latency_min_runs=3, reference_latency_s=0.05)
+    res = run_search(
+        lenet, data, target_latency_ratio=0.95, budget_evals=6, out_dir=tmp_path, final_latency_s=0.01,
+        **{**FAST, "measure_latency": None, **timing},
+    )  # fmt: skip
+    result = res.data
+    reference = result["latency"]["reference_ms"]
+    assert result["target"] == {"target_latency_ms": round(0.95 * reference, 4)} and result["axis"] == "latency_ms"
+    assert all(r["latency_ms"] is not None for r in result["evaluated"])  # a ratio target measures latency
 
 
 def test_config_builds_from_a_recipe_section():

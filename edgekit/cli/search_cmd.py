@@ -17,6 +17,9 @@ SEARCH_OPTIONS: list[tuple[str, str | None, Any]] = [
     ("target_latency_ms", "search.target_latency_ms", Annotated[float | None, option("--target-latency-ms",
         panel=SEARCH, metavar="MS", help="the chosen model's ONNX Runtime CPU p50 (batch 1, 1 thread), measured, is "
         "at most MS")]),
+    ("target_latency_ratio", "search.target_latency_ratio", Annotated[float | None, option("--target-latency-ratio",
+        panel=SEARCH, metavar="FRACTION", help="instead of --target-latency-ms: the chosen model's p50 is at most this "
+        "fraction of the unpruned model's, both timed the same way (0.67 = 1.5x faster)")]),
     ("target_macs", "search.target_macs", Annotated[float | None, option("--target-macs", panel=SEARCH,
         metavar="FRACTION", help="the chosen model keeps at most this fraction of the baseline MACs, e.g. 0.5")]),
     ("algorithm", "search.algorithm", Annotated[SearchAlgorithm | None, option("--algorithm", panel=SEARCH,
@@ -72,8 +75,9 @@ def search(
         built = load_recipe(recipe, over) if recipe else from_dict({}, "command line", over)
         if not searches(built.search):
             raise EdgekitError(
-                "search needs a target: add --target-latency-ms MS (measured ONNX Runtime CPU p50) or --target-macs "
-                "FRACTION (of the baseline MACs), or set search.target_* in the recipe"
+                "search needs a target: add --target-latency-ms MS (measured ONNX Runtime CPU p50), "
+                "--target-latency-ratio FRACTION (of the unpruned model's p50) or --target-macs FRACTION (of the "
+                "baseline MACs), or set search.target_* in the recipe"
             )
         return built
 

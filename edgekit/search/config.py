@@ -15,8 +15,10 @@ Algorithm = Literal["ga", "pso", "random"]
 
 @dataclass
 class Config:
-    """Target (at least one): `target_latency_ms` (ONNX Runtime CPU p50, batch 1, 1 thread) and/or
-    `target_macs` (fraction of the baseline MACs). Budget: `budget_evals` evaluations (cache hits are
+    """Target (at least one): `target_latency_ms` (ONNX Runtime CPU p50, batch 1, 1 thread) or
+    `target_latency_ratio` (that p50 as a fraction of the unpruned model's, both timed on the search's
+    interleaved scale: machine-independent, e.g. 0.67 for 1.5x faster), and/or `target_macs` (fraction of
+    the baseline MACs). Budget: `budget_evals` evaluations (cache hits are
     free), `budget_minutes`, `max_generations`; the search also stops after `stall_generations`
     generations that evaluated nothing new. Space: per prunable group a keep ratio from `min_keep` to 1
     in `keep_step` steps, channels rounded down to `round_to` as the prune stage rounds them.
@@ -35,6 +37,7 @@ class Config:
     algorithm: Algorithm = "ga"
     target_latency_ms: float | None = ranged(None, 0.0, 1e6)
     target_macs: float | None = ranged(None, 0.0, 1.0)
+    target_latency_ratio: float | None = ranged(None, 0.0, 1.0)
     budget_evals: int = ranged(60, 1, 1_000_000)
     budget_minutes: float | None = ranged(None, 0.0, 1e6)
     max_generations: int | None = ranged(None, 1, 1_000_000)
@@ -80,19 +83,30 @@ class Config:
             )
 
     @property
+    def latency_target(self) -> bool:
+        return self.target_latency_ms is not None or self.target_latency_ratio is not None
+
+    @property
     def measures_latency(self) -> bool:
-        return self.target_latency_ms is not None if self.measure_latency is None else self.measure_latency
+        return self.latency_target if self.measure_latency is None else self.measure_latency
 
     def check_target(self) -> None:
         """A search needs a target (checked at run time: the command line may give it, not the recipe)."""
-        if self.target_latency_ms is None and self.target_macs is None:
+        if not self.latency_target and self.target_macs is None:
             raise EdgekitError(
-                "search: give a target: target_latency_ms (ONNX Runtime CPU p50, ms) or target_macs (fraction of "
-                "the baseline MACs to keep, e.g. 0.5)"
+                "search: give a target: target_latency_ms (ONNX Runtime CPU p50, ms), target_latency_ratio (of the "
+                "unpruned model's p50, e.g. 0.67) or target_macs (fraction of the baseline MACs to keep, e.g. 0.5)"
+            )
+        if self.target_latency_ms is not None and self.target_latency_ratio is not None:
+            raise EdgekitError("search: target_latency_ms and target_latency_ratio are both set: keep one")
+        if self.target_latency_ratio is not None and (self.target_latency_ratio <= 0 or not self.latency_reference):
+            raise EdgekitError(
+                f"search.target_latency_ratio = {self.target_latency_ratio} needs a ratio in (0, 1] and "
+                "search.latency_reference: true (the unpruned model is its unit)"
             )
         if self.target_macs is not None and self.target_macs <= 0:
             raise EdgekitError(f"search.target_macs = {self.target_macs} keeps no MACs: give a fraction in (0, 1]")
         if self.target_latency_ms is not None and self.target_latency_ms <= 0:
             raise EdgekitError(f"search.target_latency_ms = {self.target_latency_ms} is not a latency: give ms > 0")
-        if self.target_latency_ms is not None and self.measure_latency is False:
+        if self.latency_target and self.measure_latency is False:
             raise EdgekitError("search.measure_latency is false but a latency target needs it: remove the setting")

@@ -137,7 +137,6 @@ def search(
             f"search: no layer of this model can be narrowed at round_to {cfg.round_to} and min_keep {cfg.min_keep}: "
             "lower search.round_to or search.min_keep"
         )
-    objective = Objective(cfg.target_latency_ms, cfg.target_macs)
     proxy = Proxy(
         data, cfg.proxy_images, cfg.bn_images, cfg.batch_size, cfg.seed, cfg.finetune_batches, cfg.finetune_lr
     )
@@ -166,6 +165,10 @@ def search(
         log.info(f"search: {state_path} is replaced (pass resume=True to continue it)")
     if meter is not None and cfg.latency_reference:  # a resumed search keeps its records' scale
         progress["reference_ms"] = meter.set_reference(model, cfg.reference_latency_s, progress["reference_ms"])
+    target_ms = cfg.target_latency_ms
+    if cfg.target_latency_ratio is not None:  # on the search's scale: the unpruned model timed as the candidates are
+        target_ms = round(cfg.target_latency_ratio * progress["reference_ms"], 4)
+    objective = Objective(target_ms, cfg.target_macs)
     log.info(
         f"search {cfg.algorithm}: {space.n_genes} of {len(space.groups)} groups searched, {len(space.levels)} keep "
         f"levels {space.levels[0]}..{space.levels[-1]}, proxy on {proxy.images} held-out training images, target "

@@ -32,11 +32,11 @@ SEARCH_DIR = "search"
 
 
 def searches(cfg: Config) -> bool:
-    return cfg.target_latency_ms is not None or cfg.target_macs is not None
+    return cfg.latency_target or cfg.target_macs is not None
 
 
 def skip(art: Artifact, cfg: Config, ctx: Context) -> str | None:
-    return None if searches(cfg) else "no search target (search.target_latency_ms or search.target_macs)"
+    return None if searches(cfg) else "no search target (search.target_latency_ms, target_latency_ratio or target_macs)"
 
 
 def chosen_prune_config(recipe: Any, cfg: Config, layer_ratios: dict[str, float]) -> PruneConfig:
