@@ -301,14 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or ("bench/results/search/quick" if args.quick else "bench/results/search"))
     args.out_dir = out
     timing = QUICK_TIMING if args.quick else Timing(rounds=10, min_seconds=3.0)
-    parts = []
     for model in args.models.split(","):
         res = bench_model(model, args, timing)
         path = out / f"{model}_{res['data']}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, res)
-        parts.append(markdown(res))
-        print(parts[-1], flush=True)
+        print(markdown(res), flush=True)
+    # every model's result in the folder, also those of earlier invocations (one model per run, say)
+    parts = [markdown(json.loads(f.read_text())) for f in sorted(out.glob("*.json"))]
     atomic_write_text(out / "SEARCH.md", "# Latency-aware search vs uniform pruning\n\n" + "\n".join(parts))
     return 0
 
