@@ -21,7 +21,10 @@ def _share(
 ) -> list[np.ndarray]:
     start, stop = bounds(len(images), rank, world)
     shown = label if rank == 0 else None  # one progress line per model, rank 0's
-    return [logits(runner_for(e, threads), images[start:stop], label=shown and f"{shown} {e.name}") for e in entries]
+    share = f" (rank 0's share of {world})" if world > 1 else ""
+    return [
+        logits(runner_for(e, threads), images[start:stop], label=shown and f"{shown} {e.name}{share}") for e in entries
+    ]
 
 
 def accuracies(
