@@ -7,6 +7,7 @@ other ranks only train inside its fit calls (edgekit.training.serve) and never w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -69,10 +70,25 @@ def group() -> Iterator[None]:
     else:
         name = "gloo"
     torch.distributed.init_process_group(name, timeout=WAIT)
+    finished = False
     try:
         yield
+        finished = True
     finally:
+        if finished:
+            _meet_before_teardown()
         torch.distributed.destroy_process_group()
+
+
+def _meet_before_teardown() -> None:
+    """Every rank reaches the teardown before any tears down: a rank that destroyed its group while a
+    peer still had gloo traffic in flight aborted the peer now and then ("terminate called without an
+    active exception", SIGABRT; seen on torch 2.13.0+cu130, Python 3.10). Bounded, so a rank whose
+    peer failed still exits."""
+    import torch
+
+    with contextlib.suppress(Exception):  # a peer that failed or left: tear down regardless
+        torch.distributed.monitored_barrier(timeout=timedelta(seconds=60))
 
 
 def broadcast_object(obj: Any) -> Any:

@@ -226,10 +226,13 @@ def test_shares_cover_the_items_once():
 def test_the_python_api_under_torchrun_writes_one_run_and_every_rank_gets_it(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_port())]
     script = ROOT / "tests" / "api_under_torchrun.py"
-    result = subprocess.run([*cmd, str(script), str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out, answers = tmp_path / "out", tmp_path / "answers"
+    answers.mkdir()
+    result = subprocess.run(
+        [*cmd, str(script), str(out), str(answers)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    runs = sorted((json.loads(x) for x in result.stdout.splitlines() if x.startswith("{")), key=lambda r: r["rank"])
-    assert [r["rank"] for r in runs] == [0, 1]
-    assert runs[0]["run_dir"] == runs[1]["run_dir"] and list(tmp_path.iterdir()) == [Path(runs[0]["run_dir"])]
+    runs = [json.loads((answers / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert runs[0]["run_dir"] == runs[1]["run_dir"] and list(out.iterdir()) == [Path(runs[0]["run_dir"])]
     assert runs[0]["ship"] == runs[1]["ship"] and runs[0]["top1"] == runs[1]["top1"] and runs[0]["top1"]
     assert json.loads((Path(runs[0]["run_dir"]) / "report.json").read_text())["world_size"] == 2
