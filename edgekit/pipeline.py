@@ -24,11 +24,11 @@ from edgekit.data.arrays import val_arrays
 from edgekit.errors import EdgekitError
 from edgekit.fileio import atomic_write_text, sha256
 from edgekit.progress import RunEta, run_clock
-from edgekit.recipe import Recipe, dump, load_recipe, prunes
+from edgekit.recipe import Recipe, dump, load_recipe
 from edgekit.sharding import announce_finished, announce_folder
 from edgekit.stages import ORDER, Stage, distill, load, prune
 from edgekit.stages.context import Context
-from edgekit.stages.search import searches
+from edgekit.stages.search import prunes, searches
 from edgekit.stages.work import planned
 from edgekit.training import OptimConfig, release, serve
 from edgekit.zoo import model_spec, resolve_name
@@ -119,7 +119,7 @@ ORDER_RULES = [
         "--target-*) or remove distill.teacher",
     ),
     (
-        lambda r: searches(r.search) and (prune.drivers(r.prune) or r.prune.layer_ratios),
+        lambda r: searches(r.search) and prune.runs(r.prune),
         "search.target_* is set, so the search chooses every layer's ratio, but prune.ratio, prune.target_* or "
         "prune.layer_ratios is set too: remove them (or remove the search target to prune as the prune section says)",
     ),

@@ -133,11 +133,6 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None, requi
     return recipe
 
 
-def prunes(recipe: Recipe) -> bool:
-    """Whether a run of `recipe` prunes: a prune ratio, target or layer ratios, or a search target."""
-    return prune.runs(recipe.prune) or search.searches(recipe.search)
-
-
 RUN_REQUIRED = ("model.name",)  # a recipe run on its own must say which model; compress names it on the command line
 
 

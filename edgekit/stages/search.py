@@ -24,7 +24,7 @@ from edgekit.search.output import prune_section
 from edgekit.search.space import PruneSettings
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
-from edgekit.stages.prune import Config as PruneConfig, prune_with_info
+from edgekit.stages.prune import Config as PruneConfig, prune_with_info, runs
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,11 @@ SEARCH_DIR = "search"
 
 def searches(cfg: Config) -> bool:
     return cfg.latency_target or cfg.target_macs is not None
+
+
+def prunes(recipe: Any) -> bool:
+    """Whether a run of `recipe` prunes: a prune ratio, target or layer ratios, or a search target."""
+    return runs(recipe.prune) or searches(recipe.search)
 
 
 def skip(art: Artifact, cfg: Config, ctx: Context) -> str | None:

@@ -27,8 +27,7 @@ from edgekit.progress import fmt_seconds
 from edgekit.rewrite import applies_to
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
-from edgekit.stages.prune import runs as prune_runs
-from edgekit.stages.search import searches
+from edgekit.stages.search import prunes
 from edgekit.training import OptimConfig, fit, measured_rate
 
 log = logging.getLogger(__name__)
@@ -158,7 +157,7 @@ def _log_estimate(model, cfg: Config, ctx: Context, loss_fn) -> None:
     train_s = cfg.epochs * n / rate
     # Distillation runs the smaller pruned student plus the teacher's forward pass: about one baseline step.
     recipe = ctx.recipe
-    pruned = prune_runs(recipe.prune) or searches(recipe.search)
+    pruned = prunes(recipe)
     distill_s = recipe.distill.epochs * n / rate if pruned and recipe.distill.epochs else 0.0
     rw = recipe.rewrite
     rewrites = rw.mode == "on" or (rw.mode == "auto" and recipe.quantize.enabled and applies_to(model, rw.drop_se))

@@ -21,10 +21,6 @@ from edgekit.stages.context import Context
 Plan = Callable[[Any, Context, Artifact, int], Work | None]
 
 
-def _pruning(recipe: Any) -> bool:
-    return prune.runs(recipe.prune) or search.searches(recipe.search)
-
-
 def _train(r: Any, ctx: Context, art: Artifact, rows: int) -> Work | None:
     trains = r.train.epochs and (not train.weights_given(ctx) or r.train.finetune_given)
     return {TRAIN: r.train.epochs * len(ctx.data.train)} if trains else None
@@ -49,7 +45,7 @@ def _prune(r: Any, ctx: Context, art: Artifact, rows: int) -> Work | None:
 
 
 def _distill(r: Any, ctx: Context, art: Artifact, rows: int) -> Work | None:
-    return {TRAIN: r.distill.epochs * len(ctx.data.train)} if _pruning(r) and r.distill.epochs else None
+    return {TRAIN: r.distill.epochs * len(ctx.data.train)} if search.prunes(r) and r.distill.epochs else None
 
 
 def _quantize(r: Any, ctx: Context, art: Artifact, rows: int) -> Work | None:
