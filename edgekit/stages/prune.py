@@ -132,6 +132,24 @@ def prune_model(model: torch.nn.Module, cfg: Config, input_size: tuple[int, ...]
     return prune_with_info(model, cfg, input_size, data)[0]
 
 
+def add_pruned(art: Artifact, model: torch.nn.Module, ctx: Context) -> dict:
+    """Save `model` as the run's pruned model and add it (the prune stage's, or the search stage's
+    chosen one); returns its size against the baseline."""
+    base = art[Role.BASELINE]
+    path = ctx.run_dir / Role.PRUNED.spec.file
+    save_state_dict(model, path)
+    macs = count_macs(model, ctx.data.input_size)
+    entry = art.add(Role.PRUNED, path, count_params(model), macs, module=model, source=Role.BASELINE)
+    return {
+        "params_before": base.params,
+        "params_after": entry.params,
+        "macs_before": base.macs,
+        "macs_after": entry.macs,
+        "macs_reduction": round(1 - entry.macs / base.macs, 4),
+        "params_reduction": round(1 - entry.params / base.params, 4),
+    }
+
+
 def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
     base = art[Role.BASELINE]
     assert base.module is not None
@@ -142,9 +160,7 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
             f"{ctx.recipe.target.platform}"
         )
     model, info = prune_with_info(base.module, cfg, size, ctx.data, ctx.recipe.export.opset)
-    path = ctx.run_dir / Role.PRUNED.spec.file
-    save_state_dict(model, path)
-    entry = art.add(Role.PRUNED, path, count_params(model), count_macs(model, size), module=model, source=Role.BASELINE)
+    sizes = add_pruned(art, model, ctx)
     metrics = {
         "importance": cfg.importance,
         "scope": cfg.scope,
@@ -157,12 +173,7 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
         },
         **{k: v for k, v in info.items() if k not in SEARCH_KEYS},
         **({"latency_measured_on": "onnxruntime cpu, 1 thread, batch 1"} if cfg.target_latency_ms is not None else {}),
-        "params_before": base.params,
-        "params_after": entry.params,
-        "macs_before": base.macs,
-        "macs_after": entry.macs,
-        "macs_reduction": round(1 - entry.macs / base.macs, 4),
-        "params_reduction": round(1 - entry.params / base.params, 4),
+        **sizes,
     }
     if cfg.layer_ratios:
         metrics["layer_ratios"] = dict(cfg.layer_ratios)

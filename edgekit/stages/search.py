@@ -16,15 +16,13 @@ import logging
 from typing import Any
 
 from edgekit.artifact import Artifact, Role
-from edgekit.checkpoint import save_state_dict
 from edgekit.errors import EdgekitError
-from edgekit.metrics import count_macs, count_params
 from edgekit.search import Config, search
 from edgekit.search.output import prune_section
 from edgekit.search.space import PruneSettings
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
-from edgekit.stages.prune import Config as PruneConfig, prune_with_info, runs
+from edgekit.stages.prune import Config as PruneConfig, add_pruned, prune_with_info, runs
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +71,9 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
             f"search: no candidate of {res.evaluations} evaluated met the target (see {res.result_path}): raise "
             "search.budget_evals, loosen the target, or lower search.min_keep"
         )
-    size = ctx.data.input_size
     cfg_prune = chosen_prune_config(ctx.recipe, cfg, chosen["layer_ratios"])
-    model, _ = prune_with_info(base.module, cfg_prune, size, ctx.data, ctx.recipe.export.opset)
-    path = ctx.run_dir / Role.PRUNED.spec.file
-    save_state_dict(model, path)
-    entry = art.add(Role.PRUNED, path, count_params(model), count_macs(model, size), module=model, source=Role.BASELINE)
+    model, _ = prune_with_info(base.module, cfg_prune, ctx.data.input_size, ctx.data, ctx.recipe.export.opset)
+    sizes = add_pruned(art, model, ctx)
     data = res.data
     log.info(
         f"search: chose candidate {chosen['index']} (proxy top-1 {chosen['proxy_top1']:.4f}, validation top-1 "
@@ -103,11 +98,7 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
             if p is not None
         },
         "layer_ratios": chosen["layer_ratios"],
-        "params_before": base.params,
-        "params_after": entry.params,
-        "macs_before": base.macs,
-        "macs_after": entry.macs,
-        "macs_reduction": round(1 - entry.macs / base.macs, 4),
+        **sizes,
     }
 
 
