@@ -143,12 +143,19 @@ def sum_gradients(params: list[torch.nn.Parameter], weight: float) -> None:
             offset += g.numel()
 
 
-def shard(batch: torch.Tensor, rank: int, world: int) -> torch.Tensor:
-    """This rank's part of a global batch of indices: contiguous, sizes differing by at most one (a
-    global batch smaller than the world is the caller's to skip)."""
-    import torch
+def bounds(n: int, rank: int, world: int) -> tuple[int, int]:
+    """This rank's contiguous slice of n items (sizes differ by at most one, the first ranks take the
+    extra ones), as [start, stop): how training batches, evaluation images and sensitivity layers split."""
+    base, extra = divmod(n, world)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (rank < extra)
 
-    return torch.tensor_split(batch, world)[rank]
+
+def shard(batch: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """This rank's part of a global batch of indices (`bounds`; a global batch smaller than the world is
+    the caller's to skip)."""
+    start, stop = bounds(len(batch), rank, world)
+    return batch[start:stop]
 
 
 # --- launching: `edgekit compress/run --nproc N` ---------------------------------------------------------

@@ -58,13 +58,6 @@ def serve_share(job: tuple) -> None:
     dist.gather_objects(share(fn, dist.rank(), dist.world_size()))
 
 
-def bounds(n: int, rank: int, world: int) -> tuple[int, int]:
-    """This rank's contiguous slice of n items (sizes differ by at most one), as [start, stop)."""
-    base, extra = divmod(n, world)
-    start = rank * base + min(rank, extra)
-    return start, start + base + (rank < extra)
-
-
 FOLDER = "folder"  # a job that only tells the other ranks rank 0's run folder, and whether the run finished
 _FOLDER: list[tuple[str, bool]] = []
 

@@ -27,7 +27,7 @@ from edgekit.zoo import create_model
 
 
 def squares(n: int, rank: int, world: int) -> dict:
-    start, stop = sharding.bounds(n, rank, world)
+    start, stop = dist.bounds(n, rank, world)
     return {"rank": rank, "pid": os.getpid(), "values": [i * i for i in range(start, stop)]}
 
 

@@ -213,10 +213,12 @@ def test_work_spread_over_two_ranks_is_gathered_in_order_and_a_failing_share_nam
 
 
 def test_shares_cover_the_items_once():
-    from edgekit.sharding import across_ranks, bounds
+    from edgekit.sharding import across_ranks
 
     for n, world in ((11, 2), (2, 3), (0, 2), (1000, 7)):
-        spans = [bounds(n, r, world) for r in range(world)]
+        spans = [dist.bounds(n, r, world) for r in range(world)]
+        # the sizes of torch.tensor_split, the rule training's shards used before they went through bounds
+        assert [b - a for a, b in spans] == [len(t) for t in torch.tensor_split(torch.arange(n), world)]
         assert [i for a, b in spans for i in range(a, b)] == list(range(n))
         assert max(b - a for a, b in spans) - min(b - a for a, b in spans) <= 1
     assert across_ranks(lambda rank, world: (rank, world)) == [(0, 1)]  # one process: just the call

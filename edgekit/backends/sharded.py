@@ -12,8 +12,9 @@ import numpy as np
 from edgekit.artifact import ModelEntry
 from edgekit.backends.measure import logits
 from edgekit.backends.select import runner_for
+from edgekit.distributed import bounds
 from edgekit.metrics import topk_accuracy
-from edgekit.sharding import across_ranks, bounds
+from edgekit.sharding import across_ranks
 
 
 def _share(

@@ -28,10 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.backends.ort import load_session
+from edgekit.distributed import bounds
 from edgekit.envinfo import usable_cores
 from edgekit.progress import Progress
 from edgekit.quant.ptq import WEIGHTED_OPS
-from edgekit.sharding import across_ranks, bounds
+from edgekit.sharding import across_ranks
 
 
 def session(model, threads: int = 0, optimize: bool = True):
