@@ -28,6 +28,7 @@ from edgekit.artifact import Artifact
 from edgekit.errors import EdgekitError
 from edgekit.logs import show_on_console
 from edgekit.recipe import Recipe, from_dict
+from edgekit.report import ship_file
 from edgekit.sharding import announced_folder
 from edgekit.target import PLATFORMS, TargetConfig
 from edgekit.zoo.user import UserModel, user_model_name
@@ -57,18 +58,16 @@ class Run:
             report = json.loads((run_dir / "report.json").read_text())
         except (OSError, ValueError):
             report = {}
-        ship = report.get("ship") or {}
-        row = next((r for r in report.get("results", []) if r.get("artifact") == ship.get("artifact")), None)
-        return cls(run_dir, report, run_dir / row["file"] if row else None, Artifact(run_dir))
+        return cls(run_dir, report, ship_file(report, run_dir), Artifact(run_dir))
 
 
 def _ship_path(art: Artifact) -> Path | None:
     chosen = art.info.ship
     if not chosen:
         return None
-    row = next((r for r in art.info.results if r["artifact"] == chosen["artifact"]), None)
-    if row is not None:
-        return art.run_dir / row["file"]
+    path = ship_file({"ship": chosen, "results": art.info.results}, art.run_dir)
+    if path is not None:
+        return path
     entry = next((e for e in art.entries.values() if e.name == chosen["artifact"]), None)
     return entry.path if entry is not None else None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import edgekit.envinfo as envinfo
 import edgekit.jetson as jetson
@@ -225,6 +226,14 @@ def console_table(report: dict) -> str:
         return "  ".join(c.rjust(w) if i >= 4 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
 
     return "\n".join([fmt(rows[0]), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows[1:]])
+
+
+def ship_file(report: dict, run_dir: Path) -> Path | None:
+    """The file of the artifact `report` ships (report.json's `ship` and `results`), in `run_dir`; None when
+    nothing ships or no result row names it."""
+    ship = report.get("ship") or {}
+    row = next((r for r in report.get("results", []) if r.get("artifact") == ship.get("artifact")), None)
+    return run_dir / row["file"] if row else None
 
 
 def write(art: Artifact, status: str = "ok", error: str | None = None) -> dict:

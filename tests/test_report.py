@@ -69,3 +69,14 @@ def test_markdown_lists_notes():
         "notes": ["something worth saying"],
     }
     assert "- something worth saying" in markdown(report)
+
+
+def test_ship_file_is_the_result_row_file_of_the_shipped_artifact(tmp_path):
+    from edgekit.report import ship_file
+
+    rows = [{"artifact": name, "file": name} for name in ("model.onnx", "model.int8.onnx")]
+    shipped = ship_file({"ship": {"artifact": "model.int8.onnx"}, "results": rows}, tmp_path)
+    assert shipped == tmp_path / "model.int8.onnx"
+    assert ship_file({"ship": None, "results": rows}, tmp_path) is None  # nothing passed its gate
+    assert ship_file({"ship": {"artifact": "distilled"}, "results": rows}, tmp_path) is None  # no row names it
+    assert ship_file({}, tmp_path) is None  # a report.json another machine could not read

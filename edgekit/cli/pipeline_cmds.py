@@ -60,11 +60,11 @@ def _failure(exc: EdgekitError) -> dict[str, Any]:
     if report_file is not None and report_file.is_file():
         import json
 
+        from edgekit.report import ship_file
+
         report = json.loads(report_file.read_text())
-        ship = report.get("ship") or {}
-        row = next((r for r in report.get("results", []) if r.get("artifact") == ship.get("artifact")), None)
-        out.update(report=str(report_file), results=report.get("results", []))
-        out["ship"] = str(Path(exc.run_dir) / row["file"]) if row and exc.run_dir else None
+        ship = ship_file(report, Path(report_file.parent))
+        out.update(report=str(report_file), results=report.get("results", []), ship=str(ship) if ship else None)
     return out
 
 
