@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable from t
 
 from bench import baseline
 from bench.ablation import summary
-from bench.timing import QUICK_TIMING, Timing
+from bench.timing import QUICK_TIMING, Timing, measure
 from edgekit.artifact import Role
 from edgekit.envinfo import cpu_features
 from edgekit.fileio import atomic_write_json, atomic_write_text
@@ -94,25 +94,12 @@ def pipeline_row(recipe, method: str) -> dict:
 
 
 def measure_rows(rows: list[dict], data, timing: Timing) -> None:
-    """Top-1 on the whole validation split and latency/throughput, all files in the same interleaved rounds."""
-    from functools import partial
-
-    from edgekit.backends import evaluate, measure_interleaved, throughput_of
-    from edgekit.backends.base import Runner
-    from edgekit.backends.ort import OrtRunner
-    from edgekit.metrics import latency_stats
-
+    """Top-1 on the whole validation split and latency/throughput, all files in the same interleaved rounds
+    (bench/timing.py, as every bench row is measured)."""
     images, labels = baseline.validation_set(data)
-    runners: list[Runner] = [OrtRunner(r["onnx"], timing.threads) for r in rows]
-    timed = partial(
-        measure_interleaved, runners, images, rounds=timing.rounds, warmup_s=timing.warmup_s, min_s=timing.min_seconds
-    )
-    lat = timed(1, min_runs=timing.min_runs, label="latency @1")
-    big = timed(timing.batch, min_runs=max(1, timing.min_runs // 5), label=f"throughput @{timing.batch}")
-    for row, runner, one, batch in zip(rows, runners, lat, big, strict=True):
-        row["top1"] = round(float(evaluate(runner, images, labels, label=f"evaluate {row['method']}")["top1"]), 4)
-        row["latency_ms"] = latency_stats(one)
-        row["throughput_ips"] = throughput_of(batch, timing.batch)
+    files = {f"{r['method']} seed {r['seed']}": Path(r["onnx"]) for r in rows}
+    for row, got in zip(rows, measure(files, images, labels, timing).values(), strict=True):
+        row.update(top1=got["top1"], latency_ms=got["latency_ms"], throughput_ips=got["throughput_ips"])
 
 
 def aggregate(rows: list[dict]) -> dict[str, dict]:

@@ -30,18 +30,20 @@ QUICK_TIMING = Timing(rounds=1, warmup_s=0.0, min_seconds=0.0, min_runs=2)
 
 
 def measure(files: dict[str, Path], images: np.ndarray, labels: np.ndarray, t: Timing) -> dict[str, dict]:
-    """{name: {top1, latency_ms_p50, throughput_ips}} for each ONNX file."""
+    """{name: {top1, latency_ms_p50, latency_ms (p50, p90, p99), throughput_ips}} for each ONNX file."""
     names = list(files)
     runners: list[Runner] = [OrtRunner(files[n], t.threads) for n in names]
     accs = [evaluate(r, images, labels, label=f"evaluate {n}")["top1"] for n, r in zip(names, runners, strict=True)]
     timed = partial(measure_interleaved, runners, images, rounds=t.rounds, warmup_s=t.warmup_s, min_s=t.min_seconds)
     lat = timed(1, min_runs=t.min_runs, label="latency @1")
     big = timed(t.batch, min_runs=max(1, t.min_runs // 5), label=f"throughput @{t.batch}")
-    return {
-        n: {
+    out = {}
+    for n, acc, one, batch in zip(names, accs, lat, big, strict=True):
+        stats = latency_stats(one)
+        out[n] = {
             "top1": round(float(acc), 4),
-            "latency_ms_p50": latency_stats(one)["p50"],
+            "latency_ms_p50": stats["p50"],
+            "latency_ms": stats,
             "throughput_ips": throughput_of(batch, t.batch),
         }
-        for n, acc, one, batch in zip(names, accs, lat, big, strict=True)
-    }
+    return out
