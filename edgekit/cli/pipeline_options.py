@@ -114,8 +114,12 @@ OPTIONS: list[tuple[str, str | None, Any]] = [
         "goes to stderr")]),
 ]  # fmt: skip
 
-FLAG_OF = {name: "--" + name.replace("_", "-") for name, _, _ in OPTIONS}
-FLAG_OF.update(sets="--set", json_output="--json")
+NAMED_OTHERWISE = {"sets": "--set", "json_output": "--json"}  # every other option is --<parameter-name>
+
+
+def flag_of(name: str) -> str:
+    """The flag a user typed for an option parameter (compress's, run's or search's)."""
+    return NAMED_OTHERWISE.get(name, "--" + name.replace("_", "-"))
 
 
 DEFAULTS = {"print_recipe": False, "json_output": False}
@@ -169,9 +173,5 @@ def given_with_resume(flags: dict[str, Any], positional: tuple[str, Any]) -> lis
     label, value = positional
     given = [label] if value else []
     skip = {"resume", "print_recipe", "json_output", "nproc", "master_port"}  # how to run it, not what
-    given += [
-        FLAG_OF.get(name, "--" + name.replace("_", "-"))
-        for name, v in flags.items()
-        if name not in skip and v not in (None, [], False)
-    ]
+    given += [flag_of(name) for name, v in flags.items() if name not in skip and v not in (None, [], False)]
     return sorted(given)
