@@ -17,6 +17,7 @@ Rows (the recipe's distill settings unless a row says otherwise):
 - kd-long: kd for twice the epochs (the only row with another budget)
 - kd-better-teacher: kd from a teacher trained for `--teacher-epochs` (the student is pruned from the
   usual baseline, so only the teacher differs)
+- kd-no-crop, ce-no-crop: kd and ce without random crops (distill.augment_pad 0; the flip stays)
 """
 
 from __future__ import annotations
@@ -47,16 +48,19 @@ ROWS: dict[str, dict] = {
     "kd-features": {"feature_weight": 1.0},
     "kd-long": {"epochs_factor": 2},
     "kd-better-teacher": {"teacher": "better"},
+    "kd-no-crop": {"augment_pad": 0},
+    "ce-no-crop": {"enabled": False, "augment_pad": 0},
 }
 
 
 # --baselines: the teacher itself, trained in the same budget (3 epochs) with other settings.
 BASELINE_ROWS: dict[str, dict] = {
-    "default": {},
-    "no-crop": {"train.augment_pad": 0},
+    "default": {},  # no random crop since the ablation below (train.augment_pad 0)
+    "crop-2": {"train.augment_pad": 2},  # the earlier default
     "lr-6e-3": {"train.lr": 6e-3},
     "no-label-smoothing": {"train.label_smoothing": 0.0},
     "batch-64": {"train.batch_size": 64},
+    "no-flip": {"train.augment_flip": False},
 }
 
 
@@ -103,8 +107,10 @@ def verdicts(rows: dict[str, dict], reference: str = "ce") -> dict[str, str]:
     return out
 
 
-def markdown(res: dict) -> str:
-    lines = [f"## {res['model']} on {res['data']}", "", res["setup"], ""]
+def markdown(res: dict, name: str = "") -> str:
+    """One result's table; `name` (the result file's --name suffix) tells results of one model apart."""
+    label = f" ({name.lstrip('_')})" if name else ""
+    lines = [f"## {res['model']} on {res['data']}{label}", "", res["setup"], ""]
     lines += [
         "| row | what | epochs | top-1 mean ± std | spread | vs ce | seconds/run |",
         "|---|---|---:|---:|---:|---|---:|",
@@ -125,8 +131,9 @@ def markdown(res: dict) -> str:
 
 
 def describe(name: str, settings: dict, teacher_epochs: int) -> str:
-    if name == "ce":
-        return "cross-entropy fine-tune"
+    crops = ", no random crop" if settings.get("augment_pad") == 0 else ""
+    if not settings.get("enabled", True):
+        return "cross-entropy fine-tune" + crops
     t, a = settings.get("temperature", 4.0), settings.get("alpha", 0.7)
     text = f"KD T {t:g}, alpha {a:g}"
     if "alpha_end" in settings:
@@ -135,7 +142,7 @@ def describe(name: str, settings: dict, teacher_epochs: int) -> str:
         text += f", feature KD {settings['feature_weight']:g}"
     if name == "kd-better-teacher":
         text += f", teacher trained {teacher_epochs} epochs"
-    return text
+    return text + crops
 
 
 def setting(args):
@@ -204,14 +211,23 @@ def run(args) -> Path:
         ),
     }
     out_dir = Path(args.out)
-    path = out_dir / f"{args.model}_{recipe.data.name}.json"
+    path = out_dir / f"{args.model}_{recipe.data.name}{args.name}.json"
     atomic_write_json(path, res)
-    results_read = [json.loads(p.read_text()) for p in sorted(out_dir.glob("*.json"))]
-    tables = [markdown(r) for r in results_read if "better_teacher_top1" in r]  # not --baselines files
-    atomic_write_text(out_dir / "ABLATION.md", "# Recovery after pruning: an ablation (bench/ablation.py)\n\n"
-                      + "\n".join(tables))  # fmt: skip
-    print(markdown(res), flush=True)
+    write_tables(out_dir)
+    print(markdown(res, args.name), flush=True)
     return path
+
+
+def write_tables(out_dir: Path) -> Path:
+    """ABLATION.md from every recovery result in `out_dir` (not the --baselines files)."""
+    tables = []
+    for p in sorted(out_dir.glob("*.json")):
+        r = json.loads(p.read_text())
+        if "better_teacher_top1" in r:
+            tables.append(markdown(r, p.stem.removeprefix(f"{r['model']}_{r['data']}")))
+    target = out_dir / "ABLATION.md"
+    atomic_write_text(target, "# Recovery after pruning: an ablation (bench/ablation.py)\n\n" + "\n".join(tables))
+    return target
 
 
 def run_baselines(args) -> Path:
@@ -220,6 +236,8 @@ def run_baselines(args) -> Path:
     seeds = [int(s) for s in args.seeds.split(",")]
     rows: dict[str, dict] = {}
     for name, sets in BASELINE_ROWS.items():
+        if args.rows and name not in args.rows.split(","):
+            continue
         accs, secs = [], []
         for seed in seeds:
             variant = baseline.recipe_for(args.model, args.data, args.quick, {**limit, **sets, "train.seed": seed})
@@ -231,8 +249,9 @@ def run_baselines(args) -> Path:
                       "epochs": recipe.train.epochs, "seconds": round(statistics.fmean(secs), 1)}  # fmt: skip
     setup = f"{versions()} ({cpu_features()}); {len(data.train)} training images"
     res = {"model": args.model, "data": recipe.data.name, "seeds": seeds, "rows": rows,
-           "verdicts": verdicts(rows, "default"), "setup": setup}  # fmt: skip
-    path = Path(args.out) / f"baselines_{args.model}_{recipe.data.name}.json"
+           "verdicts": verdicts(rows, "default") if "default" in rows else {}, "setup": setup}  # fmt: skip
+    size = f"_{len(data.train)}" if args.train_limit == 0 else ""  # the whole split: its own file
+    path = Path(args.out) / f"baselines_{args.model}_{recipe.data.name}{size}.json"
     atomic_write_json(path, res)
     for name, row in rows.items():
         verdict = res["verdicts"].get(name, "reference")
@@ -253,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-limit", type=int, default=12000, help="training images of every model (0: all)")
     p.add_argument("--rows", default="", help="comma-separated subset of the rows")
     p.add_argument("--quick", action="store_true", help="smoke run on the shipped slice")
+    p.add_argument("--name", default="", help="suffix of the result file's name (keeps an earlier result)")
     p.add_argument("--baselines", action="store_true", help="train the baseline with BASELINE_ROWS' settings instead")
     p.add_argument("--out", help="results folder (default bench/results/ablation, quick/ablation with --quick)")
     p.add_argument("--work", default="artifacts/bench")

@@ -69,12 +69,36 @@ def versions() -> str:
     )
 
 
+SEEDED = ("train.seed", "distill.seed", "prune.seed", "quantize.seed")  # what a bench seed sets
+
+
 def bench_model(model: str, args, sets: dict, timing: Timing) -> Path:
-    step = Steps(model)
+    """The comparison once per seed (each its own baseline and every row from it), each seed's result in
+    <out>/seeds/, and the merged result (mean over seeds, top-1's spread) in <out>."""
+    runs: dict[int, tuple[dict, dict]] = {}
+    for seed in args.seeds:
+        runs[seed] = bench_seed(model, args, {**sets, **dict.fromkeys(SEEDED, seed)}, timing, seed)
+        table.write(Path(args.out) / "seeds", *runs[seed], suffix=f"_seed{seed}")
+    res = table.merge_seeds({seed: r for seed, (r, _) in runs.items()})
+    meta = dict(runs[args.seeds[-1]][1])
+    meta["edgekit_runs"] = {seed: m["edgekit_run"] for seed, (_, m) in runs.items()}
+    meta["bars"] = table.bars(res)
+    if len(args.seeds) > 1:
+        meta["notes"] = meta["notes"] + [
+            f"seeds {', '.join(map(str, args.seeds))}: each seed sets {', '.join(SEEDED)}; every seed's own "
+            f"table is in {Path(args.out) / 'seeds'}/RESULTS.md"
+        ]
+    out = table.write(Path(args.out), res, meta)
+    print(table.markdown(res, meta), flush=True)
+    return out
+
+
+def bench_seed(model: str, args, sets: dict, timing: Timing, seed: int) -> tuple[dict, dict]:
+    step = Steps(f"{model} seed {seed}")
     recipe = baseline.recipe_for(model, args.data, args.quick, sets)
     data = baseline.dataset(recipe)
     data_name = recipe.data.name
-    work = Path(args.work) / f"{model}_{data_name}{'-quick' if args.quick else ''}"
+    work = Path(args.work) / f"{model}_{data_name}{'-quick' if args.quick else ''}" / f"seed{seed}"
     step(f"baseline: edgekit load + train stages ({recipe.train.epochs} epochs, cached in edgekit's baseline cache)")
     ckpt, base_model, train_stats = baseline.trained_baseline(recipe, data, work)
     from edgekit.metrics import count_macs
@@ -165,10 +189,7 @@ def bench_model(model: str, args, sets: dict, timing: Timing) -> Path:
         "train": train_stats,
         "bars": table.bars(res),
     }
-    out = table.write(Path(args.out), res, meta)
-    step(f"wrote {out} and {Path(args.out) / 'RESULTS.md'}")
-    print(table.markdown(res, meta), flush=True)
-    return out
+    return res, meta
 
 
 def _baseline_text(recipe, stats: dict, ckpt: Path) -> str:
@@ -238,6 +259,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--work", default="artifacts/bench", help="folder for the models each row makes (default artifacts/bench)"
     )
+    p.add_argument(
+        "--seeds",
+        help="comma-separated seeds; each trains its own baseline and runs every row from it (default 0,1,2; "
+        "0 with --quick)",
+    )
     p.add_argument("--rounds", type=int, help="interleaved timing rounds (default 10)")
     p.add_argument("--min-seconds", type=float, help="minimum timed seconds per row and batch size (default 5)")
     p.add_argument(
@@ -249,6 +275,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="override an edgekit recipe value for every model (the peers' fine-tuning budget follows distill.*)",
     )
     args = p.parse_args(argv)
+    try:
+        args.seeds = sorted({int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",") if s.strip()})
+    except ValueError:
+        p.error(f"--seeds {args.seeds!r} is not a comma-separated list of integers: write e.g. --seeds 0,1,2")
+    if not args.seeds:
+        p.error("--seeds is empty: write e.g. --seeds 0,1,2")
     args.out = args.out or str(baseline.REPO / "bench" / "results" / ("quick" if args.quick else ""))
     return args
 

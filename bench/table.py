@@ -13,7 +13,8 @@ METHODS = ("edgekit", "torch-pruning", "ort-quantize-static", "nncf")
 PEERS = METHODS[1:]
 ROW_KEYS = ("method", "top1", "macs", "size_mb", "latency_ms_p50", "throughput_ips", "seconds")
 NUMBERS = ROW_KEYS[1:]
-TIE = 0.002  # accuracy ties: within 0.2 points
+SEED_KEYS = ("top1_runs", "top1_spread")  # a result merged over seeds (merge_seeds) adds these to each row
+TIE = 0.002  # accuracy ties: within 0.2 points, or within the seeds' spread where that is larger
 
 
 def row(method: str, **values) -> dict:
@@ -29,17 +30,46 @@ def result(model: str, data: str, baseline_top1: float, rows: list[dict]) -> dic
     return {"model": model, "data": data, "baseline_top1": baseline_top1, "rows": rows}
 
 
+def merge_seeds(runs: dict[int, dict]) -> dict:
+    """One result from the same comparison run with several seeds (each seed its own baseline, recovery
+    and calibration order): top-1 is the mean with its runs and spread (max - min), the other numbers
+    the mean. A method that failed on any seed fails in the merged result, naming the seed."""
+    seeds = sorted(runs)
+    first = runs[seeds[0]]
+    rows = []
+    for template in first["rows"]:
+        method = template["method"]
+        per_seed = {s: next((r for r in runs[s]["rows"] if r["method"] == method), None) for s in seeds}
+        failed = {s: (r or {}).get("error") or "no row" for s, r in per_seed.items() if r is None or r.get("error")}
+        if failed:
+            seed, error = next(iter(failed.items()))
+            rows.append(row(method, error=error if len(seeds) == 1 else f"seed {seed}: {error}"))
+            continue
+        merged = row(method, **{k: _mean([r[k] for r in per_seed.values()]) for k in NUMBERS})  # type: ignore[index]
+        top1s = [r["top1"] for r in per_seed.values()]  # type: ignore[index]
+        merged |= {"top1_runs": top1s, "top1_spread": round(max(top1s) - min(top1s), 5)}
+        rows.append(merged)
+    base = _mean([runs[s]["baseline_top1"] for s in seeds])
+    return {**result(first["model"], first["data"], base, rows), "seeds": seeds,
+            "baseline_top1_runs": [runs[s]["baseline_top1"] for s in seeds]}  # fmt: skip
+
+
+def _mean(values: list) -> float:
+    return round(sum(values) / len(values), 6)
+
+
 def schema_problems(res: dict) -> list[str]:
     """What is wrong with a result (empty when it matches the schema); used by the tests."""
     problems = []
-    if set(res) != {"model", "data", "baseline_top1", "rows"}:
+    keys = {"model", "data", "baseline_top1", "rows"}
+    if not keys <= set(res) <= keys | {"seeds", "baseline_top1_runs"}:
         problems.append(f"top-level keys {sorted(res)}")
     if not _finite(res.get("baseline_top1")):
         problems.append("baseline_top1 is not a finite number")
     methods = [r.get("method") for r in res.get("rows", [])]
     problems += [f"method {m} missing" for m in METHODS if m not in methods]
     for r in res.get("rows", []):
-        extra = set(r) - set(ROW_KEYS) - {"error"}
+        extra = set(r) - set(ROW_KEYS) - {"error", *SEED_KEYS}
         if extra or not set(ROW_KEYS) <= set(r):
             problems.append(f"row {r.get('method')}: keys {sorted(r)}")
         elif not r.get("error") and not all(_finite(r[k]) for k in NUMBERS):
@@ -64,17 +94,19 @@ def bars(res: dict) -> list[dict]:
         out.append({"bar": "accuracy", "passed": False, "detail": "no peer row to compare with"})
     else:
         gap = (ek["top1"] - best["top1"]) * 100
+        tie = _tie(ek, best)
+        over = f" mean over seeds {', '.join(map(str, res['seeds']))};" if len(res.get("seeds", [])) > 1 else ""
         out.append(
             {
                 "bar": "accuracy",
-                "passed": gap >= -TIE * 100,
+                "passed": gap >= -tie * 100,
                 "detail": (
                     f"edgekit {ek['top1']:.2%} vs best peer {best['method']} {best['top1']:.2%} "
-                    f"({gap:+.2f} points; ties within 0.2)"
+                    f"({gap:+.2f} points;{over} ties within {tie * 100:.2f})"
                 ),
             }
         )
-    slower_acc = [r for r in peers if r["top1"] <= ek["top1"] + TIE]
+    slower_acc = [r for r in peers if r["top1"] <= ek["top1"] + _tie(ek, r)]
     fastest = max(slower_acc, key=lambda r: r["throughput_ips"], default=None)
     if fastest is None:
         out.append(
@@ -100,6 +132,11 @@ def bars(res: dict) -> list[dict]:
     return out
 
 
+def _tie(a: dict, b: dict) -> float:
+    """The accuracy margin called a tie: 0.2 points, or the larger seed spread of the two rows."""
+    return max(TIE, a.get("top1_spread", 0.0), b.get("top1_spread", 0.0))
+
+
 def _fmt(v, spec: str) -> str:
     return "n/a" if v is None else format(v, spec)
 
@@ -109,7 +146,7 @@ def markdown(res: dict, meta: dict) -> str:
     lines = [
         f"## {res['model']} on {res['data']}",
         "",
-        f"Baseline top-1 {base:.2%} ({meta.get('baseline', '')}).",
+        f"Baseline top-1 {base:.2%} ({meta.get('baseline', '')}).{_seeds_text(res)}",
         "",
         "| method | top-1 | Δ top-1 (points) | MACs | size MB | p50 ms @1 | img/s @32 | seconds |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -119,8 +156,10 @@ def markdown(res: dict, meta: dict) -> str:
             lines.append(f"| {r['method']} | failed: {r['error']} | | | | | | |")
             continue
         drop = (r["top1"] - base) * 100
+        spread = f" (spread {r['top1_spread'] * 100:.2f})" if len(r.get("top1_runs", [])) > 1 else ""
+        top1 = f"{r['top1']:.2%}{spread}"
         lines.append(
-            f"| {r['method']} | {r['top1']:.2%} | {drop:+.2f} | {r['macs'] / 1e6:,.2f}M | {_fmt(r['size_mb'], '.3f')} "
+            f"| {r['method']} | {top1} | {drop:+.2f} | {r['macs'] / 1e6:,.2f}M | {_fmt(r['size_mb'], '.3f')} "
             "| "
             f"{_fmt(r['latency_ms_p50'], '.3f')} | {_fmt(r['throughput_ips'], ',.0f')} | {_fmt(r['seconds'], ',.1f')} |"
         )
@@ -133,8 +172,18 @@ def markdown(res: dict, meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(out: Path, res: dict, meta: dict) -> Path:
-    stem = f"{res['model']}_{res['data']}"
+def _seeds_text(res: dict) -> str:
+    if len(res.get("seeds", [])) < 2:
+        return ""
+    runs = ", ".join(f"{v:.2%}" for v in res["baseline_top1_runs"])
+    return (
+        f" Every figure is the mean over seeds {', '.join(map(str, res['seeds']))} (each seed trains its own "
+        f"baseline, {runs}, and every row from it); top-1's spread is max - min over the seeds."
+    )
+
+
+def write(out: Path, res: dict, meta: dict, suffix: str = "") -> Path:
+    stem = f"{res['model']}_{res['data']}{suffix}"
     atomic_write_json(out / f"{stem}.json", res)
     atomic_write_json(out / f"{stem}.meta.json", meta)
     write_summary(out)

@@ -145,6 +145,42 @@ def test_write_keeps_every_models_table_in_results_md(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
 
 
+def test_seeds_merge_into_means_with_the_spread_as_the_tie_margin(tmp_path):
+    def run(ek, tp):
+        rows = _rows(**{"edgekit": (ek, 6000), "torch-pruning": (tp, 5000), "ort-quantize-static": (0.85, 3000)})
+        return table.result("m", "d", 0.9, rows + [table.row("nncf", error="nncf is not installed")])
+
+    merged = table.merge_seeds({0: run(0.900, 0.905), 1: run(0.890, 0.900), 2: run(0.910, 0.895)})
+    assert table.schema_problems(merged) == []
+    rows = {r["method"]: r for r in merged["rows"]}
+    assert rows["edgekit"]["top1"] == pytest.approx(0.9) and rows["edgekit"]["top1_runs"] == [0.9, 0.89, 0.91]
+    assert rows["edgekit"]["top1_spread"] == pytest.approx(0.02)
+    assert rows["nncf"]["error"] == "seed 0: nncf is not installed"
+    # 0.5 points behind on the mean, inside the 2-point spread of the seeds: a tie, so the bar passes
+    assert _bar(merged, "accuracy")["passed"] and "ties within 2.00" in _bar(merged, "accuracy")["detail"]
+    tight = table.merge_seeds({0: run(0.900, 0.905), 1: run(0.901, 0.906)})
+    assert not _bar(tight, "accuracy")["passed"]  # 0.5 behind with a 0.1 spread: a miss
+    # a method failing on one seed only fails in the merged result, naming that seed
+    broken = run(0.9, 0.9)
+    broken["rows"][1] = table.row("torch-pruning", error="TypeError: x")
+    assert {r["method"]: r for r in table.merge_seeds({0: run(0.9, 0.9), 3: broken})["rows"]}["torch-pruning"][
+        "error"
+    ] == "seed 3: TypeError: x"
+    table.write(tmp_path, merged, {})
+    assert "90.00% (spread 2.00)" in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_compare_runs_three_seeds_unless_quick_and_refuses_a_bad_list(capsys):
+    from bench import compare
+
+    assert compare.parse([]).seeds == [0, 1, 2]
+    assert compare.parse(["--quick"]).seeds == [0]
+    assert compare.parse(["--seeds", "2,0,2"]).seeds == [0, 2]
+    with pytest.raises(SystemExit) as exc:
+        compare.parse(["--seeds", "0,one"])
+    assert exc.value.code == 2 and "write e.g. --seeds 0,1,2" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_quick_run_writes_every_method_with_finite_numbers(tmp_path):
     """`python bench/compare.py --quick` on the shipped slice: the real pipeline and the real peers."""
