@@ -12,6 +12,7 @@ Rows (the recipe's distill settings unless a row says otherwise):
 - ce: cross-entropy fine-tuning, no teacher (what Torch-Pruning's examples do)
 - kd: logit KD, T 4, alpha 0.7 (edgekit's default)
 - kd-t2-a0.9: logit KD, T 2, alpha 0.9
+- kd-a0.3: logit KD, T 4, alpha 0.3 (hard labels weigh more)
 - kd-schedule: alpha 1.0 -> 0.3 over the run (soft targets first, hard labels phased in)
 - kd-features: kd plus feature KD (feature_weight 1.0, a learned 1x1 adapter)
 - kd-long: kd for twice the epochs (the only row with another budget)
@@ -44,6 +45,7 @@ ROWS: dict[str, dict] = {
     "ce": {"enabled": False},
     "kd": {},
     "kd-t2-a0.9": {"temperature": 2.0, "alpha": 0.9},
+    "kd-a0.3": {"alpha": 0.3},
     "kd-schedule": {"alpha": 1.0, "alpha_end": 0.3},
     "kd-features": {"feature_weight": 1.0},
     "kd-long": {"epochs_factor": 2},

@@ -90,6 +90,19 @@ def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
     return peak * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def to_training_layout(module: nn.Module, device: torch.device | str) -> None:
+    """`module` on `device` in channels_last, for training and for a teacher's forward passes: oneDNN's
+    convolutions run about twice as fast in it on the CPU (MobileNetV3 at 28 px, 20 training steps:
+    2.4 s vs 4.6 s)."""
+    # memory_format is accepted at run time but missing from Module.to's type stubs
+    module.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+
+def to_home_layout(module: nn.Module, device: torch.device | str) -> None:
+    """Back on `device` in the default layout, as export, pruning and the checkpoints expect."""
+    module.to(device, memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+
+
 def fit(
     model: nn.Module,
     data: Dataset,
@@ -122,11 +135,9 @@ def fit(
     if device.type == "cpu" and cfg.amp in ("bf16", "fp16"):
         log.info(f"{label}: amp {cfg.amp} applies on CUDA only; training in fp32 on the CPU")
     home = next(model.parameters()).device
-    # channels_last: oneDNN's convolutions train about twice as fast in it on the CPU (MobileNetV3 at 28 px:
-    # 2.4 s vs 4.6 s for 20 steps); the modules go back to the default layout afterwards.
-    model.to(device, memory_format=torch.channels_last)
+    to_training_layout(model, device)
     if extra is not None:
-        extra.to(device, memory_format=torch.channels_last)
+        to_training_layout(extra, device)
     _BUSY.append(label)
     try:
         with seeded(cfg.seed):  # dropout, stochastic depth: seeded here, the caller's RNG left as it was
@@ -139,9 +150,9 @@ def fit(
             stats["bn_recalibrated_images"] = min(cfg.bn_recalibrate, len(data.train))
     finally:
         _BUSY.pop()
-        model.to(home, memory_format=torch.contiguous_format)
+        to_home_layout(model, home)
         if extra is not None:
-            extra.to(home, memory_format=torch.contiguous_format)
+            to_home_layout(extra, home)
     return {**stats, "device": device.type, "precision": precision_name(dtype)}
 
 

@@ -101,6 +101,28 @@ def test_stage_saves_the_student_alone(tmp_path, fmnist_slice):
     assert set(art[Role.DISTILLED].module.state_dict()) == set(saved)
 
 
+def test_training_runs_in_channels_last_and_leaves_every_module_in_the_default_layout(tmp_path, fmnist_slice):
+    """fit trains (and the distill stage runs the teacher) in channels_last (checked on convolutions with
+    more than one input channel: with one, both layouts have the same strides), the faster layout for oneDNN's
+    convolutions; afterwards the student, the teacher and the saved weights are back in the default layout
+    that export, pruning and other tools expect."""
+    teacher, student = lenet(0), lenet(1, width_mult=0.5)
+    seen = []
+    first_conv = next(m for m in student.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+    first_conv.register_forward_hook(
+        lambda m, i, o: seen.append(m.weight.is_contiguous(memory_format=torch.channels_last))
+    )
+    teacher_conv = next(m for m in teacher.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+    teacher_conv.register_forward_hook(
+        lambda m, i, o: seen.append(m.weight.is_contiguous(memory_format=torch.channels_last))
+    )
+    art, _ = _stage(tmp_path, fmnist_slice, teacher, student, quick(epochs=1, feature_weight=0.0))
+    assert seen and all(seen)  # every forward pass of training, the teacher's included, in channels_last
+    for module in (art[Role.DISTILLED].module, teacher):
+        assert all(p.is_contiguous() for p in module.parameters())
+    assert all(t.is_contiguous() for t in read_state_dict(tmp_path / "distilled.pt").values())
+
+
 @pytest.fixture
 def ctx(tmp_path, fmnist_slice):
     return Context(Recipe(), fmnist_slice, tmp_path)

@@ -32,7 +32,7 @@ from torch import nn
 from edgekit.config import ranged
 from edgekit.distill.config import KdConfig
 from edgekit.distill.losses import kd_loss
-from edgekit.training import OptimConfig, fit
+from edgekit.training import OptimConfig, fit, to_home_layout, to_training_layout
 
 
 @dataclass
@@ -138,7 +138,7 @@ class _KD:
     def __call__(self, model, x, y):
         logits = model(x)
         with torch.no_grad():
-            self.teacher.to(x.device)
+            to_training_layout(self.teacher, x.device)  # a no-op after the first step
             teacher_logits = self.teacher(x)
         return kd_loss(logits.float(), teacher_logits.float(), y, self.temperature, self.alpha)
 
@@ -156,6 +156,6 @@ def qat_finetune(
     try:
         stats = fit(student, data, optim, _KD(teacher, temperature, alpha), "qat")
     finally:
-        teacher.to("cpu")
+        to_home_layout(teacher, "cpu")
     strip_fake_quant(student)
     return student.cpu().eval(), {**stats, "fake_quant_layers": len(wrappers)}

@@ -20,7 +20,7 @@ from edgekit.distill.config import KdConfig
 from edgekit.seeding import seeded
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
-from edgekit.training import fit
+from edgekit.training import fit, to_home_layout, to_training_layout
 
 
 @dataclass
@@ -100,9 +100,9 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
     assert student is not None
     teacher, teacher_name = pick_teacher(art, cfg, ctx) if cfg.enabled else (None, None)
     objective = objective_for(student, teacher, cfg, ctx.data.input_size, len(ctx.data.train))
-    home = next(teacher.parameters()).device if teacher is not None else None
+    home = next(teacher.parameters()).device if teacher is not None else "cpu"
     if teacher is not None:  # the student and adapter are moved by fit; the teacher is ours to move
-        teacher.to(resolve_device(cfg.device)).eval()
+        to_training_layout(teacher.eval(), resolve_device(cfg.device))
     try:
         stats = fit(
             student,
@@ -115,7 +115,7 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
         )
     finally:
         if teacher is not None:
-            teacher.to(home)  # the baseline goes on to export and validate on the CPU
+            to_home_layout(teacher, home)  # the baseline goes on to export and validate on the CPU
     path = ctx.run_dir / Role.DISTILLED.spec.file
     save_state_dict(student, path)  # the student alone: the adapter is not part of the model
     art.add(

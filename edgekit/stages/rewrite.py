@@ -29,7 +29,7 @@ from edgekit.seeding import seeded
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
 from edgekit.stages.quantize import quantize_onnx, settings, train_order
-from edgekit.training import fit
+from edgekit.training import fit, to_home_layout, to_training_layout
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +74,11 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
         objective = Objective(
             student, teacher.eval(), ctx.data.input_size, temperature=cfg.temperature, alpha=cfg.alpha
         )
-    teacher.to(resolve_device(cfg.device)).eval()
+    to_training_layout(teacher.eval(), resolve_device(cfg.device))
     try:
         stats = fit(student, ctx.data, cfg, objective, "rewrite", resume_file=ctx.run_dir / ".rewrite.epoch.pt")
     finally:
-        teacher.to("cpu")  # the baseline goes on to validate on the CPU
+        to_home_layout(teacher, "cpu")  # the baseline goes on to validate on the CPU
     student.eval()
     params, macs = count_params(student), count_macs(student, ctx.data.input_size)
     exp = ctx.recipe.export
