@@ -50,9 +50,10 @@ test: setup browser lint
 # The comparison benchmark (bench/README.md): edgekit vs Torch-Pruning, ORT quantize_static and NNCF,
 # the mixed-precision rescue, CPU latency of the 224-px recipe, and the speed rows (MobileNet-class models
 # at 224 px, ResNet18 at 160 px, both CPU runtimes: bench/resolution.py --speed) and the recovery ablation
-# (bench/ablation.py: cross-entropy vs KD variants over 3 seeds), and the latency-aware search against
-# uniform pruning at the same measured latency (bench/search.py: GA, PSO, random).
-# Long: about 2 hours on 2 cores. BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--quick".
+# (bench/ablation.py: cross-entropy vs KD variants over seeds, on 12,000 images and at the demo's scale, and
+# the baseline with and without crops), and the latency-aware search against uniform pruning at the same
+# measured latency (bench/search.py: GA, PSO, random). compare.py runs 3 seeds.
+# Long: about 4 hours on 2 cores. BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--quick".
 bench: setup data
 	$(PY) -m pip install -q -e ".[dev,pretrained,bench]"
 	$(PY) bench/compare.py $(BENCH_ARGS)
@@ -61,6 +62,9 @@ bench: setup data
 	$(PY) bench/resolution.py --speed $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/search.py $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/ablation.py $(filter --quick,$(BENCH_ARGS))
+	$(PY) bench/ablation.py --baselines --train-limit 0 --rows default,crop-2 --seeds 0,1 $(filter --quick,$(BENCH_ARGS))
+	$(PY) bench/ablation.py --train-limit 0 --epochs 3 --rows ce,kd,kd-a0.3 --seeds 0,1 --name _60000-3epochs \
+		$(filter --quick,$(BENCH_ARGS))
 
 clean:
 	rm -rf $(VENV) .pytest_cache
