@@ -80,6 +80,9 @@ def test_usage_errors_are_one_line_with_the_fix(capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: No such option: --prnue") and "--prune" in err and len(err.splitlines()) == 1
     assert "edgekit compress --help" in err
+    assert main(["models", "--prune", "0.3"]) == 2  # another command's flag: whose it is, not a spelling guess
+    err = capsys.readouterr().err
+    assert err.startswith("error: --prune is an option of `edgekit compress`, not of `edgekit models`")
     assert main(["compress", "lenet", "--importance", "foo"]) == 2
     err = capsys.readouterr().err
     assert "'foo'" in err and "taylor" in err and len(err.splitlines()) == 1

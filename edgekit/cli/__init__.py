@@ -59,8 +59,29 @@ def _usage_error(exc: Exception, argv: list[str]) -> int | None:
     if option and possible is not None:  # NoSuchOption: its wording changes between click releases
         close = sorted(possible)
         message = f"No such option: {option}" + (f" (did you mean {' or '.join(close)}?)" if close else "")
+        owner = _command_taking(option, command)
+        if owner:  # a flag given to the wrong command: say whose it is rather than guess by spelling
+            message = f"{option} is an option of `edgekit {owner}`, not of `edgekit {command}`"
+            if command == "search":
+                from edgekit.cli.search_cmd import WHY_NO_PRUNE_FLAGS
+
+                message += f": {WHY_NO_PRUNE_FLAGS}"
     print(f"error: {message} (see `{hint}`)", file=sys.stderr)
     return int(exc.exit_code)
+
+
+def _command_taking(option: str, command: str | None) -> str | None:
+    """The first other edgekit command (in COMMANDS' order) that takes `option`, if any."""
+    import typer.main
+
+    from edgekit.cli.app import app
+
+    commands = getattr(typer.main.get_command(app), "commands", {})
+    for name in COMMANDS:
+        params = getattr(commands.get(name), "params", [])
+        if name != command and any(option in p.opts + p.secondary_opts for p in params):
+            return name
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,10 @@ from edgekit.errors import EdgekitError
 
 SEARCH = "Search"
 HOW_TO_PRUNE = {"prune", "importance", "target_macs", "target_latency_ms", "prune_steps", "global_prune"}
+WHY_NO_PRUNE_FLAGS = (
+    "the search chooses each layer's ratio itself; give it a target (--target-latency-ms, "
+    "--target-latency-ratio or --target-macs)"
+)
 
 SEARCH_OPTIONS: list[tuple[str, str | None, Any]] = [
     ("target_latency_ms", "search.target_latency_ms", Annotated[float | None, option("--target-latency-ms",
