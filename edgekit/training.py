@@ -23,6 +23,7 @@ from edgekit.data.dataset import Dataset, Split
 from edgekit.data.transforms import normalize, random_crop_flip
 from edgekit.progress import TRAIN, Progress
 from edgekit.seeding import seeded
+from edgekit.training_state import load_state, save_state, to_cpu
 
 log = logging.getLogger(__name__)
 
@@ -194,57 +195,6 @@ def release() -> None:
         dist.broadcast_object(None)
 
 
-def _save_state(
-    path: Path, epoch: int, step: int, model, extra, opt, scaler, gen, fingerprint: dict, last_loss: float
-) -> None:
-    from edgekit.fileio import atomic_path
-
-    state = {
-        "fingerprint": fingerprint,
-        "epoch": epoch,
-        "step": step,
-        "last_loss": last_loss,
-        "model": model.state_dict(),
-        "extra": extra.state_dict() if extra is not None else {},
-        "optimizer": opt.state_dict(),
-        "scaler": scaler.state_dict() if scaler is not None else {},
-        "generator": gen.get_state(),
-        "torch_rng": torch.get_rng_state(),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def _load_state(path: Path, device, fingerprint: dict, label: str):
-    """The saved training state, or None when there is none or it belongs to other training settings."""
-    if path is None or not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # a damaged file: train from the start rather than fail the resume
-        log.info(
-            f"{label}: ignoring the unreadable epoch checkpoint {path.name} ({type(exc).__name__}); training from "
-            "epoch 1"
-        )
-        return None
-    if state.get("fingerprint") != fingerprint:
-        log.info(f"{label}: ignoring {path.name}: it was saved with other training settings; training from epoch 1")
-        return None
-    return state
-
-
-def _to_cpu(value):
-    """`value` (a training state: nested dicts, lists, tensors) with its tensors on the CPU, to be
-    pickled to the other ranks."""
-    if isinstance(value, torch.Tensor):
-        return value.cpu()
-    if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_cpu(v) for v in value)
-    return value
-
-
 def _drop_grads(params: list[nn.Parameter]) -> None:
     """A parameter without a gradient is left untouched by the optimizer (weight decay included)."""
     for p in params:
@@ -274,9 +224,9 @@ def _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file=No
         "precision": precision_name(dtype),
         **({"world_size": world} if world > 1 else {}),  # another world size sees other batches per rank
     }
-    saved = _load_state(resume_file, device, fingerprint, label) if dist.is_main() else None
+    saved = load_state(resume_file, device, fingerprint, label) if dist.is_main() else None
     if world > 1:  # every rank continues from rank 0's checkpoint (weights, optimizer, generators)
-        saved = dist.broadcast_object(_to_cpu(saved))
+        saved = dist.broadcast_object(to_cpu(saved))
     trained = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
     if saved is not None:
         model.load_state_dict(saved["model"])
@@ -336,7 +286,7 @@ def _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file=No
         last_loss = running / max(seen, 1)
         rate = bar.done / max(1e-9, time.perf_counter() - bar.start)
         if resume_file is not None and epoch + 1 < cfg.epochs and dist.is_main():
-            _save_state(resume_file, epoch, step, model, extra, opt, scaler, gen, fingerprint, last_loss)
+            save_state(resume_file, epoch, step, model, extra, opt, scaler, gen, fingerprint, last_loss)
     if resume_file is not None and dist.is_main():
         resume_file.unlink(missing_ok=True)
     model.eval()
