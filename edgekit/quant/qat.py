@@ -134,11 +134,14 @@ def strip_fake_quant(model: nn.Module) -> nn.Module:
 class _KD:
     def __init__(self, teacher: nn.Module, temperature: float, alpha: float):
         self.teacher, self.temperature, self.alpha = teacher, temperature, alpha
+        self.placed = False
 
     def __call__(self, model, x, y):
         logits = model(x)
         with torch.no_grad():
-            to_training_layout(self.teacher, x.device)  # a no-op after the first step
+            if not self.placed:  # on the training device (and in channels_last where it runs) once
+                to_training_layout(self.teacher, x.device, x[:2])
+                self.placed = True
             teacher_logits = self.teacher(x)
         return kd_loss(logits.float(), teacher_logits.float(), y, self.temperature, self.alpha)
 

@@ -20,7 +20,7 @@ from edgekit.distill.config import KdConfig
 from edgekit.seeding import seeded
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
-from edgekit.training import fit, to_home_layout, to_training_layout
+from edgekit.training import example_batch, fit, to_home_layout, to_training_layout
 
 
 @dataclass
@@ -102,7 +102,7 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
     objective = objective_for(student, teacher, cfg, ctx.data.input_size, len(ctx.data.train))
     home = next(teacher.parameters()).device if teacher is not None else "cpu"
     if teacher is not None:  # the student and adapter are moved by fit; the teacher is ours to move
-        to_training_layout(teacher.eval(), resolve_device(cfg.device))
+        to_training_layout(teacher.eval(), resolve_device(cfg.device), example_batch(ctx.data))
     try:
         stats = fit(
             student,

@@ -29,7 +29,7 @@ from edgekit.seeding import seeded
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
 from edgekit.stages.quantize import quantize_onnx, settings, train_order
-from edgekit.training import fit, to_home_layout, to_training_layout
+from edgekit.training import example_batch, fit, to_home_layout, to_training_layout
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
         objective = Objective(
             student, teacher.eval(), ctx.data.input_size, temperature=cfg.temperature, alpha=cfg.alpha
         )
-    to_training_layout(teacher.eval(), resolve_device(cfg.device))
+    to_training_layout(teacher.eval(), resolve_device(cfg.device), example_batch(ctx.data))
     try:
         stats = fit(student, ctx.data, cfg, objective, "rewrite", resume_file=ctx.run_dir / ".rewrite.epoch.pt")
     finally:
