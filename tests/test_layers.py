@@ -32,6 +32,7 @@ LAYERS = {
         "quant",
         "distill",
         "training",
+        "training_state",
         "backends",
         "data",
         "zoo",
