@@ -32,7 +32,7 @@ from torch import nn
 from edgekit.config import ranged
 from edgekit.distill.config import KdConfig
 from edgekit.distill.losses import kd_loss
-from edgekit.training import OptimConfig, fit, to_home_layout, to_training_layout
+from edgekit.training import OptimConfig, fit, teacher_placed
 
 
 @dataclass
@@ -134,14 +134,10 @@ def strip_fake_quant(model: nn.Module) -> nn.Module:
 class _KD:
     def __init__(self, teacher: nn.Module, temperature: float, alpha: float):
         self.teacher, self.temperature, self.alpha = teacher, temperature, alpha
-        self.placed = False
 
     def __call__(self, model, x, y):
         logits = model(x)
         with torch.no_grad():
-            if not self.placed:  # on the training device (and in channels_last where it runs) once
-                to_training_layout(self.teacher, x.device, x[:2])
-                self.placed = True
             teacher_logits = self.teacher(x)
         return kd_loss(logits.float(), teacher_logits.float(), y, self.temperature, self.alpha)
 
@@ -156,9 +152,7 @@ def qat_finetune(
         p.requires_grad_(False)
     student = copy.deepcopy(model)
     wrappers = insert_fake_quant(student, per_channel, symmetric_act)
-    try:
+    with teacher_placed(teacher, optim.device, data):
         stats = fit(student, data, optim, _KD(teacher, temperature, alpha), "qat")
-    finally:
-        to_home_layout(teacher, "cpu")
     strip_fake_quant(student)
     return student.cpu().eval(), {**stats, "fake_quant_layers": len(wrappers)}

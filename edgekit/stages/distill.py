@@ -6,12 +6,12 @@ With `enabled: false` the student is fine-tuned with cross-entropy only, for com
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgekit.accelerator import resolve_device
 from edgekit.artifact import Artifact, Role
 from edgekit.checkpoint import save_state_dict
 from edgekit.config import ranged
@@ -20,7 +20,7 @@ from edgekit.distill.config import KdConfig
 from edgekit.seeding import seeded
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
-from edgekit.training import example_batch, fit, to_home_layout, to_training_layout
+from edgekit.training import fit, teacher_placed
 
 
 @dataclass
@@ -100,10 +100,7 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
     assert student is not None
     teacher, teacher_name = pick_teacher(art, cfg, ctx) if cfg.enabled else (None, None)
     objective = objective_for(student, teacher, cfg, ctx.data.input_size, len(ctx.data.train))
-    home = next(teacher.parameters()).device if teacher is not None else "cpu"
-    if teacher is not None:  # the student and adapter are moved by fit; the teacher is ours to move
-        to_training_layout(teacher.eval(), resolve_device(cfg.device), example_batch(ctx.data))
-    try:
+    with teacher_placed(teacher, cfg.device, ctx.data) if teacher is not None else contextlib.nullcontext():
         stats = fit(
             student,
             ctx.data,
@@ -113,9 +110,6 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
             extra=objective.adapter,
             resume_file=ctx.run_dir / ".distill.epoch.pt",
         )
-    finally:
-        if teacher is not None:
-            to_home_layout(teacher, home)  # the baseline goes on to export and validate on the CPU
     path = ctx.run_dir / Role.DISTILLED.spec.file
     save_state_dict(student, path)  # the student alone: the adapter is not part of the model
     art.add(

@@ -15,7 +15,6 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
-from edgekit.accelerator import resolve_device
 from edgekit.artifact import Artifact, Role
 from edgekit.config import ranged
 from edgekit.data.arrays import val_arrays
@@ -29,7 +28,7 @@ from edgekit.seeding import seeded
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
 from edgekit.stages.quantize import quantize_onnx, settings, train_order
-from edgekit.training import example_batch, fit, to_home_layout, to_training_layout
+from edgekit.training import fit, teacher_placed
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +73,8 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
         objective = Objective(
             student, teacher.eval(), ctx.data.input_size, temperature=cfg.temperature, alpha=cfg.alpha
         )
-    to_training_layout(teacher.eval(), resolve_device(cfg.device), example_batch(ctx.data))
-    try:
+    with teacher_placed(teacher, cfg.device, ctx.data):  # the baseline goes back to validate on the CPU
         stats = fit(student, ctx.data, cfg, objective, "rewrite", resume_file=ctx.run_dir / ".rewrite.epoch.pt")
-    finally:
-        to_home_layout(teacher, "cpu")  # the baseline goes on to validate on the CPU
     student.eval()
     params, macs = count_params(student), count_macs(student, ctx.data.input_size)
     exp = ctx.recipe.export
