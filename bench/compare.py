@@ -207,14 +207,15 @@ def _notes(model: str, recipe, run_dir: str, n_calib: int) -> list[str]:
     budget = f"{d.epochs} epochs, {d.optimizer} lr {d.lr}, batch {d.batch_size}"
     return [
         f"edgekit: `edgekit compress {model} --prune {recipe.prune.ratio} --int8 --weights <baseline>`"
-        f" (recipe: {baseline.recipe_source(model)}): prune {recipe.prune.ratio} ({recipe.prune.importance}, round_to "
-        f"{recipe.prune.round_to}), "
+        f" (recipe: {baseline.recipe_source(model)}): prune {recipe.prune.ratio} ({recipe.prune.importance}, "
+        f"nearest round_to {recipe.prune.round_to}), "
         f"KD {budget} (T {d.temperature}, alpha {d.alpha}), int8 {q.calibration} on {n_calib} images; seconds = its "
         "stages "
         f"without validate. Run folder: {run_dir or 'n/a'}",
         "edgekit-fp32: the same run's model.onnx (pruned + distilled, before int8); seconds without quantize",
-        f"torch-pruning: MagnitudePruner(GroupMagnitudeImportance(), pruning_ratio={recipe.prune.ratio}, classifier "
-        "ignored, "
+        f"torch-pruning: MagnitudePruner(GroupMagnitudeImportance(), pruning_ratio={recipe.prune.ratio}, ignored: "
+        "the classifier and the zoo's pruning_ignored_layers() (ShuffleNet v2's shuffle-crossing convs, without "
+        "which torch-pruning's split handler raises a TypeError), "
         f"no round_to), fine-tuned with cross-entropy for the same budget ({budget}), fp32 ONNX",
         "ort-quantize-static: quantize_static(baseline.onnx, out, reader) with every argument at its default (QDQ, "
         "S8S8, "

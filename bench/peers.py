@@ -31,8 +31,11 @@ class Made:
 
 def torch_pruning(baseline: torch.nn.Module, data, ratio: float, budget: OptimConfig, export, path: Path) -> Made:
     """Torch-Pruning's MagnitudePruner at the same ratio with its defaults: L2 group magnitude
-    (GroupMagnitudeImportance()), no channel rounding, only the classifier kept (as in its README);
-    then the same fine-tuning budget as edgekit's distill stage, with plain cross-entropy; fp32 ONNX."""
+    (GroupMagnitudeImportance()), no channel rounding, the classifier kept (as in its README) and the
+    layers the zoo model says must keep their channels (`pruning_ignored_layers()`: only the classifier
+    for most families; ShuffleNet v2's convs that write through its chunk + shuffle, which torch-pruning's
+    split handler crashes on otherwise: a TP user would have to find and list them by hand); then the
+    same fine-tuning budget as edgekit's distill stage, with plain cross-entropy; fp32 ONNX."""
     import torch_pruning as tp
 
     start = time.perf_counter()
@@ -43,7 +46,7 @@ def torch_pruning(baseline: torch.nn.Module, data, ratio: float, budget: OptimCo
         torch.zeros(1, *data.input_size),
         importance=tp.importance.GroupMagnitudeImportance(),
         pruning_ratio=ratio,
-        ignored_layers=[model.get_classifier()],
+        ignored_layers=list(model.pruning_ignored_layers()),  # [classifier] + a family's own
     )
     pruner.step()
     if budget.epochs:

@@ -204,10 +204,12 @@ def test_state_round_trips_through_json(cls):
 # --- space and evaluator --------------------------------------------------------------------------
 
 
-def test_kept_channels_rounds_down_and_keeps_the_floor():
-    assert kept_channels(120, 0.5, 8, 0.9) == 56  # int(60) -> 56
-    assert kept_channels(16, 0.3, 8, 0.9) == 8
-    assert kept_channels(6, 0.1, 8, 0.9) == 6  # int(5.4) = 5 -> 0 -> the floor (1) rounded up to 8, capped at 6
+def test_kept_channels_rounds_to_the_nearest_multiple_and_keeps_the_floor():
+    assert kept_channels(120, 0.5, 8, 0.9) == 64  # int(60) -> 64 (halves round up)
+    assert kept_channels(40, 0.3, 8, 0.9) == 32 and kept_channels(72, 0.3, 8, 0.9) == 48  # 28 -> 32, 50 -> 48
+    assert kept_channels(16, 0.3, 8, 0.9) == 8  # 11 -> 8
+    assert kept_channels(6, 0.1, 8, 0.9) == 6  # int(5.4) = 5 -> 8, capped at 6
+    assert kept_channels(64, 0.9, 8, 0.9) == 8  # int(6.4) = 6 -> 8
     assert kept_channels(84, 0.0, 8, 0.9) == 84 and kept_channels(84, 0.05, 1, 0.9) == 79
 
 

@@ -2,6 +2,10 @@
 per-layer ratio overrides, channel rounding and the zoo's `pruning_ignored_layers()` /
 `pruning_options()` hooks.
 
+Rounding. A kept width is rounded to the *nearest* multiple of `round_to` (torch-pruning rounds down),
+so the ratio asked for is the ratio the model gets: at `--prune 0.3` MobileNetV3 keeps 50.6% of its
+MACs (51.4% unrounded) where rounding down kept 47.2%. Grouped layers keep torch-pruning's rounding.
+
 Per-layer floor. torch-pruning's `max_pruning_ratio` caps a layer's *scheduled* ratio, but under
 global pruning a layer is cut wherever the global importance threshold falls, and a group that would
 lose every channel is silently skipped (it keeps all of them). `FlooredPruner` caps the number of
@@ -21,6 +25,14 @@ from torch import nn
 from edgekit.errors import EdgekitError
 from edgekit.pruning.importance import make_importance
 from edgekit.zoo.contract import optional
+
+
+def nearest_multiple(keep: int, step: int, channels: int) -> int:
+    """`keep` rounded to the nearest multiple of `step` (halves up), at most `channels`: rounding down, as
+    torch-pruning does, makes `--prune 0.3` cut 50% of a 16-channel layer and the model ~10% smaller in
+    MACs than the ratio says; the nearest multiple keeps MACs within ~1.5% of unrounded pruning."""
+    step = max(1, step)
+    return max(0, min(channels, (2 * keep + step) // (2 * step) * step))
 
 
 def _pruner_class():
@@ -50,15 +62,20 @@ def _pruner_class():
             dg.get_out_channels, dg.get_in_channels = get_out, get_in
 
         def _round_to(self, n_pruned, current_channels, round_to):
-            n_pruned = super()._round_to(n_pruned, current_channels, round_to)
+            groups = 1
+            if self._probed is not None:
+                module, is_out = self._probed
+                groups = (self.out_channel_groups if is_out else self.in_channel_groups).get(module, 1)
+            if groups == 1:
+                n_pruned = current_channels - nearest_multiple(current_channels - n_pruned, round_to, current_channels)
+            else:
+                n_pruned = super()._round_to(n_pruned, current_channels, round_to)
             if self._probed is None:
                 return n_pruned
-            module, is_out = self._probed
             init = (self.layer_init_out_ch if is_out else self.layer_init_in_ch).get(module)
             if not init:
                 return n_pruned
             # n_pruned counts channels per group when the layer is grouped
-            groups = (self.out_channel_groups if is_out else self.in_channel_groups).get(module, 1)
             per_group = current_channels // groups
             floor = max(1, math.ceil(init * (1 - self.floor_ratio) - 1e-9))
             if n_pruned < per_group and current_channels - n_pruned * groups >= floor:

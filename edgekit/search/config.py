@@ -21,7 +21,7 @@ class Config:
     the baseline MACs). Budget: `budget_evals` evaluations (cache hits are
     free), `budget_minutes`, `max_generations`; the search also stops after `stall_generations`
     generations that evaluated nothing new. Space: per prunable group a keep ratio from `min_keep` to 1
-    in `keep_step` steps, channels rounded down to `round_to` as the prune stage rounds them.
+    in `keep_step` steps, channels rounded to the nearest multiple of `round_to` as the prune stage rounds them.
     First generation: `uniform_seeds` uniform candidates (the same ratio everywhere, the unpruned model
     first) and random ones up to `population`. GA: `elite`, `tournament` size, `crossover`
     (uniform / one_point) at `crossover_rate`, per-gene `mutation_rate` (None: 1 / genes). PSO:

@@ -7,7 +7,7 @@ a group prunes (any of them selects the group's ratio in torch-pruning, so namin
 which one the graph lists first). Groups the search does not vary are named too, at ratio 0: with
 every group named, the uniform `ratio` prunes nothing, so the prune stage reproduces the candidate
 whatever `prune.ratio` says. `widths` repeats the pruner's arithmetic (torch-pruning's
-int(C * (1 - r)) rounded down to `round_to`, edgekit's per-layer floor) so that candidates giving the
+int(C * (1 - r)) rounded to the nearest multiple of `round_to`, edgekit's per-layer floor) so that candidates giving the
 same architecture share one cache entry without pruning anything."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 from torch import nn
 
 from edgekit.pruning.iterative import traced_pruner
+from edgekit.pruning.pruner import nearest_multiple
 
 Genes = Sequence[int] | np.ndarray  # one level index per searched group
 
@@ -63,7 +64,7 @@ def kept_channels(channels: int, ratio: float, round_to: int, max_layer_ratio: f
     if keep >= channels:
         return channels
     step = max(1, round_to)
-    keep -= keep % step
+    keep = nearest_multiple(keep, step, channels)
     floor = max(1, math.ceil(channels * (1 - max_layer_ratio) - 1e-9))
     if keep >= floor:  # floor >= 1: a layer never loses every channel
         return keep

@@ -45,7 +45,8 @@ class Config:
     `finetune_batches` batches of cross-entropy fine-tuning (AdamW, `finetune_lr`) between steps.
     `layer_ratios`: {module name: ratio} overrides for named layers (given alone, with ratio 0, only the
     named layers are pruned: what `edgekit search` writes). `round_to`: keep channel counts a
-    multiple of this (8 by default: odd counts run slower in ONNX Runtime); 1 disables rounding.
+    multiple of this, the nearest one (8 by default: odd counts run slower in ONNX Runtime); 1 disables
+    rounding.
     `batch_size` and `seed`: the Taylor and fine-tune batches. `latency_probe_s`: timed seconds per
     latency probe; `latency_probes`: bisection probes of a latency search."""
 
