@@ -30,18 +30,26 @@ class ShareFailed:
     error: str
 
 
+_IN_SHARE: list[bool] = []  # non-empty while this process computes a share
+
+
 def share(fn: Callable[[int, int], Any], rank: int, world: int) -> Any:
     """Run one rank's share, turning an error into a ShareFailed answer."""
+    _IN_SHARE.append(True)
     try:
         return fn(rank, world)
     except Exception as exc:  # every rank must still reach the gather
         return ShareFailed(rank, " ".join(str(exc).split()) or type(exc).__name__)
+    finally:
+        _IN_SHARE.pop()
 
 
 def across_ranks(fn: Callable[[int, int], T]) -> list[T]:
-    """fn(rank, world) on every rank, the results in rank order (rank 0's first)."""
+    """fn(rank, world) on every rank, the results in rank order (rank 0's first). Called from inside a
+    share (e.g. a share that quantizes, which calibrates across ranks) it runs fn alone in this process:
+    the other ranks are busy with their own shares and would never answer."""
     world = dist.world_size()
-    if world == 1:
+    if world == 1 or _IN_SHARE:
         return [fn(0, 1)]
     dist.broadcast_object((MAP, fn))
     results = dist.gather_objects(share(fn, 0, world))

@@ -194,9 +194,10 @@ def test_batch_that_does_not_divide_stops_every_process_with_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_work_spread_over_two_ranks_is_gathered_in_order_and_a_failing_share_names_its_rank():
-    """edgekit.sharding under torchrun: rank 1 answers map jobs from its wait loop; a sharded evaluation
-    and a sharded int8 sensitivity ranking score exactly as one process does; an error on rank 1 reaches
-    rank 0 as one line naming rank 1."""
+    """edgekit.sharding under torchrun: rank 1 answers map jobs from its wait loop; a sharded evaluation,
+    a sharded int8 sensitivity ranking, a sharded minmax calibration and a search whose candidates are
+    scored across the ranks give exactly what one process gives; an error on rank 1 reaches rank 0 as one
+    line naming rank 1."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_port())]
     result = subprocess.run(
         [*cmd, str(ROOT / "tests" / "rank_jobs.py")], cwd=ROOT, capture_output=True, text=True, timeout=300
@@ -209,7 +210,25 @@ def test_work_spread_over_two_ranks_is_gathered_in_order_and_a_failing_share_nam
     assert lines[1]["sharded"] == lines[1]["one_process"]
     ranked = lines[2]["sensitivity"]
     assert len(ranked) >= 4 and ranked == lines[2]["one_process"]  # every layer once, the same scores
-    assert lines[3]["error"] == "rank 1 failed in its share of the work: disk full on rank 1"
+    ranges = lines[3]["calibration"]
+    assert len(ranges) >= 4 and ranges == lines[3]["one_process"]  # every tensor, the same ranges exactly
+    assert lines[3]["shares"] == [len(ranges), len(ranges)]  # both ranks calibrated (their own images)
+    searched = lines[4]
+    assert len(searched["search"]) == 10 and searched["search"] == searched["one_process"]  # the same records
+    assert searched["chosen"][0]["layer_ratios"] == searched["chosen"][1]["layer_ratios"]
+    assert all(len(s) == 2 and min(s) > 0 for s in searched["shares"][:1])  # both ranks scored candidates
+    assert lines[5]["error"] == "rank 1 failed in its share of the work: disk full on rank 1"
+
+
+def test_a_share_that_spreads_work_runs_it_alone(monkeypatch):
+    """across_ranks called from inside a share (a share that quantizes calibrates across ranks) runs in
+    that process: the other ranks are computing their own shares and would never answer a broadcast."""
+    from edgekit import sharding
+
+    monkeypatch.setattr(dist, "world_size", lambda: 2)
+    monkeypatch.setattr(dist, "broadcast_object", lambda obj: pytest.fail("a share broadcast a job"))
+    inner = sharding.share(lambda rank, world: sharding.across_ranks(lambda r, w: (r, w)), 1, 2)
+    assert inner == [(0, 1)]
 
 
 def test_shares_cover_the_items_once():

@@ -12,13 +12,16 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+import edgekit.distributed as dist
 from edgekit.fileio import atomic_path
 from edgekit.progress import Progress
+from edgekit.sharding import across_ranks
 
 # Ops quantized for the CPU target: those with int8 kernels in ONNX Runtime's CPU provider.
 CPU_OP_TYPES = [
@@ -53,12 +56,12 @@ class PtqSettings:
 
 
 class _Reader:
-    """ONNX Runtime CalibrationDataReader over a numpy array, with progress."""
+    """ONNX Runtime CalibrationDataReader over a numpy array, with progress (`label` None: silent)."""
 
-    def __init__(self, images: np.ndarray, batch: int, input_name: str):
+    def __init__(self, images: np.ndarray, batch: int, input_name: str, label: str | None = "calibrate"):
         self.images, self.batch, self.input_name = images, batch, input_name
         self.pos, self.end = 0, len(images)
-        self.bar = Progress("calibrate", len(images))
+        self.bar = Progress(label, len(images)) if label else None
 
     def window(self, start: int, end: int) -> None:
         """Read images[start:end] next (one collect_data call)."""
@@ -69,7 +72,8 @@ class _Reader:
             return None
         x = self.images[self.pos : min(self.pos + self.batch, self.end)]
         self.pos += len(x)
-        self.bar.update(len(x))
+        if self.bar:
+            self.bar.update(len(x))
         return {self.input_name: np.ascontiguousarray(x)}
 
     def rewind(self):
@@ -79,9 +83,26 @@ class _Reader:
 def calibrate(model: Path, images: np.ndarray, cfg: PtqSettings, scratch: Path, op_types: list[str] | None):
     """Activation ranges, computed here rather than inside quantize_static: quantize_static does not
     pass histogram sizes to the entropy calibrator, whose defaults (128 bins for 128 quantized bins)
-    leave a single candidate threshold, the min/max range, so entropy equalled minmax exactly."""
+    leave a single candidate threshold, the min/max range, so entropy equalled minmax exactly.
+
+    In a distributed run minmax calibration is split across the ranks (edgekit.sharding): each takes a
+    contiguous share of the images and rank 0 joins the ranges. A min of minima is the minimum, so the
+    ranges equal one process's exactly. Entropy and percentile stay on rank 0: their histograms are
+    re-binned as they grow, and histograms with different bins cannot be summed exactly."""
+    method = _method(cfg)[0]
+    if cfg.calibration == "minmax" and dist.world_size() > 1:
+        share = partial(_minmax_share, Path(model).read_bytes(), images, cfg, op_types)
+        return method, _joined_ranges(across_ranks(share))
+    return method, _collect(model, images, cfg, scratch, op_types, "calibrate")
+
+
+def calibration_ranks(cfg: PtqSettings) -> int:
+    """How many ranks `calibrate` splits the images over."""
+    return dist.world_size() if cfg.calibration == "minmax" else 1
+
+
+def _method(cfg: PtqSettings):
     from onnxruntime.quantization import CalibrationMethod
-    from onnxruntime.quantization.calibrate import create_calibrator
 
     symmetric = cfg.target != "cpu"
     method, options = {
@@ -95,6 +116,14 @@ def calibrate(model: Path, images: np.ndarray, cfg: PtqSettings, scratch: Path, 
             {"symmetric": symmetric, "num_bins": 2048, "percentile": cfg.percentile},
         ),
     }[cfg.calibration]
+    return method, options
+
+
+def _collect(model: Path, images: np.ndarray, cfg: PtqSettings, scratch: Path, op_types, label: str | None):
+    """ORT's calibrator over `images`: its TensorsData."""
+    from onnxruntime.quantization.calibrate import create_calibrator
+
+    method, options = _method(cfg)
     calibrator = create_calibrator(
         model,
         op_types,
@@ -105,12 +134,42 @@ def calibrate(model: Path, images: np.ndarray, cfg: PtqSettings, scratch: Path, 
     # In chunks: the histogram calibrators keep every intermediate tensor of what one collect_data call
     # reads (about 25 MB an image for EfficientNet-Lite0 at 224 px, 13 GB for 512 images) and merge
     # their histograms (min/max ranges) across calls.
-    reader = _Reader(images, cfg.calib_batch, "input")
+    reader = _Reader(images, cfg.calib_batch, "input", label)
     chunk = cfg.calib_batch * max(1, CALIB_CHUNK // cfg.calib_batch)
     for start in range(0, len(images), chunk):
         reader.window(start, start + chunk)
         calibrator.collect_data(reader)
-    return method, calibrator.compute_data()
+    return calibrator.compute_data()
+
+
+def _minmax_share(model_bytes: bytes, images: np.ndarray, cfg: PtqSettings, op_types, rank: int, world: int):
+    """One rank's share of a minmax calibration: {tensor: (lowest, highest)} over its slice of the images
+    (empty for a rank with no images). The model comes as bytes: the ranks need not share a disk."""
+    start, stop = dist.bounds(len(images), rank, world)
+    if stop <= start:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="edgekit-calibrate-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        path.write_bytes(model_bytes)
+        label = f"calibrate (rank 0's share of {world})" if rank == 0 else None
+        data = _collect(path, images[start:stop], cfg, Path(tmp), op_types, label)
+    return {name: data[name].range_value for name in data}
+
+
+def _joined_ranges(parts: list[dict]):
+    """The ranks' minmax ranges joined: the lowest of the lows, the highest of the highs."""
+    from onnxruntime.quantization import CalibrationMethod
+    from onnxruntime.quantization.calibrate import TensorData, TensorsData
+
+    joined: dict[str, tuple] = {}
+    for part in parts:
+        for name, (low, high) in part.items():
+            if name in joined:
+                low, high = np.minimum(joined[name][0], low), np.maximum(joined[name][1], high)
+            joined[name] = (low, high)
+    return TensorsData(
+        CalibrationMethod.MinMax, {name: TensorData(lowest=low, highest=high) for name, (low, high) in joined.items()}
+    )
 
 
 def takes_calibration_cache() -> bool:

@@ -57,29 +57,65 @@ class Evaluator:
             return self.cache[key]
         t0 = time.perf_counter()
         model = self.pruned(genes, prepare=False)
-        macs = count_macs(model, self.input_size)
+        prune_s = time.perf_counter() - t0
+        timed = self.timed(model)  # before the proxy recalibrates (and may fine-tune) it in place
+        return self.add(genes, self.score(genes, model, prune_s), timed)
+
+    def score(self, genes: Genes, model: nn.Module | None = None, prune_s: float = 0.0) -> dict:
+        """What a candidate's evaluation computes besides latency: MACs, parameters, the proxy's top-1 and
+        the seconds they took (a rank of a distributed search computes this for its share)."""
+        t0 = time.perf_counter()
+        model = self.pruned(genes, prepare=False) if model is None else model
+        macs, params = count_macs(model, self.input_size), count_params(model)
         t1 = time.perf_counter()
-        ms = round(self.meter(model), 4) if self.meter is not None else None
-        t2 = time.perf_counter()
         top1 = self.proxy.top1(self.proxy.prepare(model))
-        t3 = time.perf_counter()
-        for k, dt in (("prune_s", t1 - t0), ("latency_s", t2 - t1), ("proxy_s", t3 - t2)):
+        return {
+            "macs": macs,
+            "params": params,
+            "proxy_top1": top1,
+            "prune_s": prune_s + t1 - t0,
+            "proxy_s": time.perf_counter() - t1,
+        }
+
+    def timed(self, model: nn.Module) -> tuple[float | None, float]:
+        """(latency ms or None without a meter, seconds the timing took)."""
+        if self.meter is None:
+            return None, 0.0
+        t0 = time.perf_counter()
+        ms = round(self.meter(model), 4)
+        return ms, time.perf_counter() - t0
+
+    def add(self, genes: Genes, scored: dict, timed: tuple[float | None, float] | None = None) -> Record:
+        """Record a scored candidate; `timed` None: prune it again here to time it (a share scored it)."""
+        if timed is None:
+            timed = self.timed(self.pruned(genes, prepare=False)) if self.meter is not None else (None, 0.0)
+        ms, latency_s = timed
+        for k, dt in (("prune_s", scored["prune_s"]), ("latency_s", latency_s), ("proxy_s", scored["proxy_s"])):
             self.cost[k] += dt
+        key = self.space.widths(genes)
         levels = [int(g) for g in genes]
         rec = Record(
             index=len(self.cache),
             genes=levels,
             keep=self.space.keep(levels),
             widths=list(key),
-            macs=macs,
-            macs_fraction=round(macs / self.base_macs, 6),
-            params=count_params(model),
-            proxy_top1=top1,
+            macs=scored["macs"],
+            macs_fraction=round(scored["macs"] / self.base_macs, 6),
+            params=scored["params"],
+            proxy_top1=scored["proxy_top1"],
             latency_ms=ms,
-            seconds=round(t3 - t0, 4),
+            seconds=round(scored["prune_s"] + latency_s + scored["proxy_s"], 4),
         )
         self.cache[key] = rec
         return rec
+
+    def portable(self) -> Evaluator:
+        """A copy for the other ranks of a distributed search: no latency meter (rank 0 times every
+        candidate), no records."""
+        out = copy.copy(self)
+        out.meter, out.cache, out.hits = None, {}, 0
+        out.cost = dict.fromkeys(self.cost, 0.0)
+        return out
 
     def restore(self, records: list[dict], hits: int, cost: dict[str, float]) -> None:
         self.cache = {tuple(r["widths"]): Record.from_dict(r) for r in records}

@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import nn
 
+import edgekit.distributed as dist
 from edgekit.fileio import atomic_write_json, atomic_write_text
 from edgekit.search.config import Config
 from edgekit.search.evaluator import Evaluator
@@ -121,6 +122,7 @@ def finish(
             "evaluations": evaluator.evaluations,
             "cache_hits": evaluator.hits,
             "seconds_per_evaluation": round(seconds / max(1, evaluator.evaluations), 3),
+            "ranks": dist.world_size(),  # candidates were scored across this many processes (search/spread.py)
             **{k: round(v, 2) for k, v in evaluator.cost.items()},
         },
         "proxy": {"held_out_training_images": evaluator.proxy.images, "bn_images": cfg.bn_images},

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+import edgekit.distributed as dist
 from edgekit.data.dataset import Dataset
 from edgekit.errors import EdgekitError
 from edgekit.metrics import count_macs
@@ -29,6 +30,7 @@ from edgekit.search.proxy import Proxy
 from edgekit.search.pso import ParticleSwarm
 from edgekit.search.random_search import RandomSearch
 from edgekit.search.space import PruneSettings, Space, build_space, keep_levels
+from edgekit.search.spread import Spread
 from edgekit.search.state import STATE_FILE, fingerprint, load_state, save_state
 
 log = logging.getLogger(__name__)
@@ -104,9 +106,18 @@ def _check_reach(evaluator: Evaluator, space: Space, cfg: Config, target: float)
 
 
 def _generation(
-    algo: Algorithm, evaluator: Evaluator, objective: Objective, spent: Callable[[], str | None], bar: Progress
+    algo: Algorithm,
+    evaluator: Evaluator,
+    objective: Objective,
+    spent: Callable[[], str | None],
+    bar: Progress,
+    spread: Spread | None = None,
+    budget_evals: int = 0,
 ) -> int:
-    """Ask for a generation, evaluate it (cache hits are free), tell the fitness; returns how many were new."""
+    """Ask for a generation, evaluate it (cache hits are free), tell the fitness; returns how many were new.
+    With `spread` (a distributed run) the generation's new candidates are evaluated across the ranks."""
+    if spread is not None:
+        return _spread_generation(algo, evaluator, objective, spent, bar, spread, budget_evals)
     fitness, new = [], 0
     for genes in algo.ask():
         hit = evaluator.cached(genes) is not None
@@ -120,6 +131,43 @@ def _generation(
         fitness.append(objective.fitness(rec))
     algo.tell(fitness)
     return new
+
+
+def _spread_generation(
+    algo: Algorithm,
+    evaluator: Evaluator,
+    objective: Objective,
+    spent: Callable[[], str | None],
+    bar: Progress,
+    spread: Spread,
+    budget_evals: int,
+) -> int:
+    """_generation across the ranks: the new architectures (first appearance, in order) up to the
+    evaluation budget are scored together; the minutes budget is checked once, before them."""
+    asked = list(algo.ask())
+    fresh: dict[tuple[int, ...], Any] = {}
+    for genes in asked:
+        key = evaluator.space.widths(genes)
+        if evaluator.cached(genes) is None and key not in fresh:
+            fresh[key] = genes
+    room = 0 if spent() == "budget_minutes" else max(0, budget_evals - evaluator.evaluations)
+    chosen = list(fresh.values())[:room]
+    for made in spread.evaluate(chosen):
+        bar.update(1, top1=made.proxy_top1)
+    fitness, scored = [], set()
+    for genes in asked:
+        key = evaluator.space.widths(genes)
+        rec = evaluator.cache.get(key)
+        if rec is None:  # the budget ran out inside this generation: left unevaluated
+            fitness.append(-np.inf)
+            continue
+        if key in fresh and key not in scored:
+            scored.add(key)  # its evaluation, above
+        else:
+            evaluator.hits += 1  # counted as the one-process loop counts cache hits
+        fitness.append(objective.fitness(rec))
+    algo.tell(fitness)
+    return len(chosen)
 
 
 def search(
@@ -187,6 +235,7 @@ def search(
         return None
 
     bar = Progress(f"search {cfg.algorithm}", max(0, cfg.budget_evals - evaluator.evaluations), unit="eval")
+    spread = Spread(evaluator) if dist.world_size() > 1 else None  # candidates scored across the ranks
     stopped = None
     while stopped is None:
         stopped = spent()
@@ -196,7 +245,7 @@ def search(
             stopped = "stalled"
         if stopped is not None:
             break
-        new = _generation(algo, evaluator, objective, spent, bar)
+        new = _generation(algo, evaluator, objective, spent, bar, spread, cfg.budget_evals)
         progress["stall"] = 0 if new else progress["stall"] + 1
         progress["history"].append(
             {

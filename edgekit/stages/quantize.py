@@ -29,7 +29,7 @@ from edgekit.config import ranged
 from edgekit.data.arrays import TrainOrder
 from edgekit.errors import EdgekitError
 from edgekit.export import metadata, save_onnx, stamp, to_onnx
-from edgekit.quant.ptq import PtqSettings, Quantizer
+from edgekit.quant.ptq import PtqSettings, Quantizer, calibration_ranks
 from edgekit.quant.sensitivity import HeldOut, logits_of, mixed_precision
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
@@ -83,7 +83,13 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
     images = order.calibration()
     dst = ctx.run_dir / Role.INT8_ONNX.spec.file
     ptq = settings(cfg, ctx.recipe.target.int8_form)
-    metrics = {"calibration": cfg.calibration, "calib_images": len(images), "calib_split": "train", "target": target}
+    metrics = {
+        "calibration": cfg.calibration,
+        "calib_images": len(images),
+        "calib_split": "train",
+        "calibration_ranks": calibration_ranks(ptq),
+        "target": target,
+    }
     with Quantizer(src.path, images, ptq, ctx.run_dir) as q:
         q.quantize(dst)
         metrics.update(q.info())
