@@ -47,6 +47,7 @@ ROWS: dict[str, dict] = {
     "kd-t2-a0.9": {"temperature": 2.0, "alpha": 0.9},
     "kd-a0.3": {"alpha": 0.3},
     "kd-schedule": {"alpha": 1.0, "alpha_end": 0.3},
+    "kd-to-labels": {"alpha": 0.7, "alpha_end": 0.0},  # the teacher early, hard labels alone at the end
     "kd-features": {"feature_weight": 1.0},
     "kd-long": {"epochs_factor": 2},
     "kd-better-teacher": {"teacher": "better"},
