@@ -86,7 +86,7 @@ def bench_model(model: str, args, sets: dict, timing: Timing) -> Path:
     if len(args.seeds) > 1:
         meta["notes"] = meta["notes"] + [
             f"seeds {', '.join(map(str, args.seeds))}: each seed sets {', '.join(SEEDED)}; every seed's own "
-            f"table is in {Path(args.out) / 'seeds'}/RESULTS.md"
+            f"table is in {_shown(Path(args.out) / 'seeds')}/RESULTS.md"
         ]
     out = table.write(Path(args.out), res, meta)
     print(table.markdown(res, meta), flush=True)
@@ -202,6 +202,20 @@ def _baseline_text(recipe, stats: dict, ckpt: Path) -> str:
     return f"edgekit train stage, {t.epochs} epochs, {t.optimizer} lr {t.lr}, {how}"
 
 
+def _shown(path: Path) -> str:
+    """`path` relative to the repository where it lies inside it: result files name no machine's folders."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        return str(path.resolve().relative_to(repo))
+    except ValueError:
+        return str(path)
+
+
+def _alpha_end(distill) -> str:
+    end = getattr(distill, "alpha_end", None)
+    return "" if end is None or end == distill.alpha else f" -> {end:g} over the run"
+
+
 def _notes(model: str, recipe, run_dir: str, n_calib: int) -> list[str]:
     d, q = recipe.distill, recipe.quantize
     budget = f"{d.epochs} epochs, {d.optimizer} lr {d.lr}, batch {d.batch_size}"
@@ -209,8 +223,8 @@ def _notes(model: str, recipe, run_dir: str, n_calib: int) -> list[str]:
         f"edgekit: `edgekit compress {model} --prune {recipe.prune.ratio} --int8 --weights <baseline>`"
         f" (recipe: {baseline.recipe_source(model)}): prune {recipe.prune.ratio} ({recipe.prune.importance}, "
         f"nearest round_to {recipe.prune.round_to}), "
-        f"KD {budget} (T {d.temperature}, alpha {d.alpha}), int8 {q.calibration} on {n_calib} images; seconds = its "
-        "stages "
+        f"KD {budget} (T {d.temperature}, alpha {d.alpha}{_alpha_end(d)}), int8 {q.calibration} on {n_calib} "
+        "images; seconds = its stages "
         f"without validate. Run folder: {run_dir or 'n/a'}",
         "edgekit-fp32: the same run's model.onnx (pruned + distilled, before int8); seconds without quantize",
         f"torch-pruning: MagnitudePruner(GroupMagnitudeImportance(), pruning_ratio={recipe.prune.ratio}, ignored: "

@@ -102,7 +102,7 @@ def bars(res: dict) -> list[dict]:
                 "passed": gap >= -tie * 100,
                 "detail": (
                     f"edgekit {ek['top1']:.2%} vs best peer {best['method']} {best['top1']:.2%} "
-                    f"({gap:+.2f} points;{over} ties within {tie * 100:.2f})"
+                    f"({gap:+.2f} points;{over} ties within {tie * 100:.2f}){_paired(ek, best)}"
                 ),
             }
         )
@@ -130,6 +130,17 @@ def bars(res: dict) -> list[dict]:
     if failed:
         out.append({"bar": "note", "passed": None, "detail": f"left out of the bars (row failed): {', '.join(failed)}"})
     return out
+
+
+def _paired(ek: dict, peer: dict) -> str:
+    """Per-seed gaps (each seed's rows share one baseline, so these pair up), and what their signs say:
+    a gap of one sign on every seed is worth saying even where the spread rule calls the means a tie."""
+    a, b = ek.get("top1_runs", []), peer.get("top1_runs", [])
+    if len(a) < 2 or len(a) != len(b):
+        return ""
+    gaps = [(x - y) * 100 for x, y in zip(a, b, strict=True)]
+    side = "below on every seed" if max(gaps) < 0 else "above on every seed" if min(gaps) > 0 else "mixed signs"
+    return f"; per seed {', '.join(f'{g:+.2f}' for g in gaps)}: {side}"
 
 
 def _tie(a: dict, b: dict) -> float:

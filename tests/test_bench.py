@@ -158,6 +158,9 @@ def test_seeds_merge_into_means_with_the_spread_as_the_tie_margin(tmp_path):
     assert rows["nncf"]["error"] == "seed 0: nncf is not installed"
     # 0.5 points behind on the mean, inside the 2-point spread of the seeds: a tie, so the bar passes
     assert _bar(merged, "accuracy")["passed"] and "ties within 2.00" in _bar(merged, "accuracy")["detail"]
+    assert "per seed -0.50, -1.00, +1.50: mixed signs" in _bar(merged, "accuracy")["detail"]  # paired by seed
+    behind = table.merge_seeds({0: run(0.900, 0.905), 1: run(0.890, 0.900), 2: run(0.910, 0.915)})
+    assert "below on every seed" in _bar(behind, "accuracy")["detail"]  # a tie by the spread, said plainly
     tight = table.merge_seeds({0: run(0.900, 0.905), 1: run(0.901, 0.906)})
     assert not _bar(tight, "accuracy")["passed"]  # 0.5 behind with a 0.1 spread: a miss
     # a method failing on one seed only fails in the merged result, naming that seed

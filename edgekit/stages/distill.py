@@ -29,17 +29,17 @@ class Config(KdConfig):
     distributions; `alpha` weights the KD term against cross-entropy. `feature_weight`: weight of the
     feature-map MSE through a learned 1x1 adapter (0 = logit KD only; 1.0 is a sensible start: the
     features of trained zoo models are O(1), so the term is then about as large as the logit loss).
-    `alpha_end`: when set, alpha moves linearly from `alpha` to `alpha_end` over the run (e.g. 1.0 -> 0.5:
-    soft targets first, hard labels phased in). `teacher`: a zoo model name (null = the unpruned
-    baseline) with `teacher_weights` (its state_dict, required) and `teacher_options` (factory
-    arguments, e.g. width_mult)."""
+    `alpha_end`: alpha moves linearly from `alpha` to `alpha_end` over the run (0.0 by default: the
+    teacher's soft targets first, the labels alone at the end; null keeps alpha constant). `teacher`: a
+    zoo model name (null = the unpruned baseline) with `teacher_weights` (its state_dict, required) and
+    `teacher_options` (factory arguments, e.g. width_mult)."""
 
     enabled: bool = True
     epochs: int = ranged(3, 0, 10_000)
     lr: float = ranged(3e-3, 0.0, 10.0)
     warmup_epochs: float = ranged(0.0, 0.0, 100.0)
     feature_weight: float = ranged(0.0, 0.0, 1000.0)
-    alpha_end: float | None = ranged(None, 0.0, 1.0)
+    alpha_end: float | None = ranged(0.0, 0.0, 1.0)
     teacher: str | None = None
     teacher_weights: str | None = None
     teacher_options: dict[str, Any] = field(default_factory=dict)
