@@ -267,6 +267,8 @@ def _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file=No
         gen.set_state(saved["generator"].cpu())
         torch.set_rng_state(saved["torch_rng"].cpu())
         first, step, last_loss = saved["epoch"] + 1, saved["step"], saved["last_loss"]
+        if hasattr(loss_fn, "resume_at"):  # a schedule inside the loss (distill's alpha) continues, not restarts
+            loss_fn.resume_at(step)
         if resume_file is not None:  # rank 0 (the others have no file of their own)
             log.info(f"{label}: resuming after epoch {first}/{cfg.epochs} from {resume_file.name}")
     for epoch in range(first, cfg.epochs):

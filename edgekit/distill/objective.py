@@ -43,6 +43,10 @@ class Objective:
         )
         self.feature_mse: list[torch.Tensor] = []  # per step, detached (no device sync per step)
 
+    def resume_at(self, steps: int) -> None:
+        """Continue a resumed training run's schedule after `steps` training steps (training.fit calls it)."""
+        self.steps = steps
+
     def alpha_now(self) -> float:
         done = min(1.0, self.steps / self.total_steps)
         return self.alpha + (self.alpha_end - self.alpha) * done
