@@ -62,16 +62,14 @@ def _pruner_class():
             dg.get_out_channels, dg.get_in_channels = get_out, get_in
 
         def _round_to(self, n_pruned, current_channels, round_to):
-            groups = 1
-            if self._probed is not None:
-                module, is_out = self._probed
-                groups = (self.out_channel_groups if is_out else self.in_channel_groups).get(module, 1)
-            if groups == 1:
-                n_pruned = current_channels - nearest_multiple(current_channels - n_pruned, round_to, current_channels)
-            else:
-                n_pruned = super()._round_to(n_pruned, current_channels, round_to)
+            def nearest(n: int) -> int:
+                return current_channels - nearest_multiple(current_channels - n, round_to, current_channels)
+
             if self._probed is None:
-                return n_pruned
+                return nearest(n_pruned)
+            module, is_out = self._probed
+            groups = (self.out_channel_groups if is_out else self.in_channel_groups).get(module, 1)
+            n_pruned = nearest(n_pruned) if groups == 1 else super()._round_to(n_pruned, current_channels, round_to)
             init = (self.layer_init_out_ch if is_out else self.layer_init_in_ch).get(module)
             if not init:
                 return n_pruned

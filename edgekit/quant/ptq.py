@@ -90,7 +90,7 @@ def calibrate(model: Path, images: np.ndarray, cfg: PtqSettings, scratch: Path, 
     ranges equal one process's exactly. Entropy and percentile stay on rank 0: their histograms are
     re-binned as they grow, and histograms with different bins cannot be summed exactly."""
     method = _method(cfg)[0]
-    if cfg.calibration == "minmax" and dist.world_size() > 1:
+    if calibration_ranks(cfg) > 1:
         share = partial(_minmax_share, Path(model).read_bytes(), images, cfg, op_types)
         return method, _joined_ranges(across_ranks(share))
     return method, _collect(model, images, cfg, scratch, op_types, "calibrate")

@@ -145,18 +145,17 @@ def _spread_generation(
     """_generation across the ranks: the new architectures (first appearance, in order) up to the
     evaluation budget are scored together; the minutes budget is checked once, before them."""
     asked = list(algo.ask())
+    keys = [evaluator.space.widths(genes) for genes in asked]  # the architectures: the cache's keys
     fresh: dict[tuple[int, ...], Any] = {}
-    for genes in asked:
-        key = evaluator.space.widths(genes)
-        if evaluator.cached(genes) is None and key not in fresh:
+    for key, genes in zip(keys, asked, strict=True):
+        if key not in evaluator.cache and key not in fresh:
             fresh[key] = genes
     room = 0 if spent() == "budget_minutes" else max(0, budget_evals - evaluator.evaluations)
     chosen = list(fresh.values())[:room]
     for made in spread.evaluate(chosen):
         bar.update(1, top1=made.proxy_top1)
     fitness, scored = [], set()
-    for genes in asked:
-        key = evaluator.space.widths(genes)
+    for key in keys:
         rec = evaluator.cache.get(key)
         if rec is None:  # the budget ran out inside this generation: left unevaluated
             fitness.append(-np.inf)
