@@ -76,7 +76,13 @@ def bench_model(model: str, args, sets: dict, timing: Timing) -> Path:
     """The comparison once per seed (each its own baseline and every row from it), each seed's result in
     <out>/seeds/, and the merged result (mean over seeds, top-1's spread) in <out>."""
     runs: dict[int, tuple[dict, dict]] = {}
+    reused: list[int] = []
     for seed in args.seeds:
+        earlier = _earlier_seed(model, args, sets, seed) if args.reuse_seeds else None
+        if earlier is not None:
+            runs[seed] = earlier
+            reused.append(seed)
+            continue
         runs[seed] = bench_seed(model, args, {**sets, **dict.fromkeys(SEEDED, seed)}, timing, seed)
         table.write(Path(args.out) / "seeds", *runs[seed], suffix=f"_seed{seed}")
     res = table.merge_seeds({seed: r for seed, (r, _) in runs.items()})
@@ -88,16 +94,41 @@ def bench_model(model: str, args, sets: dict, timing: Timing) -> Path:
             f"seeds {', '.join(map(str, args.seeds))}: each seed sets {', '.join(SEEDED)}; every seed's own "
             f"table is in {_shown(Path(args.out) / 'seeds')}/RESULTS.md"
         ]
+    if reused:
+        meta["notes"] = meta["notes"] + [
+            f"seeds {', '.join(map(str, reused))} reused from an earlier run (--reuse-seeds): their rows were "
+            "timed in that run's rounds, so compare speed within a seed's own table"
+        ]
     out = table.write(Path(args.out), res, meta)
     print(table.markdown(res, meta), flush=True)
     return out
+
+
+def data_label(recipe) -> str:
+    """The data set's name in result files and work folders, with the size where a recipe resizes it
+    (fashion_mnist-160px), so a run at another resolution keeps the native one's results."""
+    size = recipe.data.image_size
+    return f"{recipe.data.name}-{size}px" if size else recipe.data.name
+
+
+def _earlier_seed(model: str, args, sets: dict, seed: int) -> tuple[dict, dict] | None:
+    """A seed's result from an earlier run in <out>/seeds/, or None when there is none."""
+    import json
+
+    data_name = data_label(baseline.recipe_for(model, args.data, args.quick, sets))
+    stem = Path(args.out) / "seeds" / f"{model}_{data_name}_seed{seed}"
+    res_path, meta_path = stem.with_suffix(".json"), stem.with_name(stem.name + ".meta.json")
+    if not (res_path.is_file() and meta_path.is_file()):
+        return None
+    print(f"[bench {model} seed {seed}] reused {_shown(res_path)} (--reuse-seeds)", flush=True)
+    return json.loads(res_path.read_text()), json.loads(meta_path.read_text())
 
 
 def bench_seed(model: str, args, sets: dict, timing: Timing, seed: int) -> tuple[dict, dict]:
     step = Steps(f"{model} seed {seed}")
     recipe = baseline.recipe_for(model, args.data, args.quick, sets)
     data = baseline.dataset(recipe)
-    data_name = recipe.data.name
+    data_name = data_label(recipe)
     work = Path(args.work) / f"{model}_{data_name}{'-quick' if args.quick else ''}" / f"seed{seed}"
     step(f"baseline: edgekit load + train stages ({recipe.train.epochs} epochs, cached in edgekit's baseline cache)")
     ckpt, base_model, train_stats = baseline.trained_baseline(recipe, data, work)
@@ -278,6 +309,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--seeds",
         help="comma-separated seeds; each trains its own baseline and runs every row from it (default 0,1,2; "
         "0 with --quick)",
+    )
+    p.add_argument(
+        "--reuse-seeds",
+        action="store_true",
+        help="take a seed's result from <out>/seeds/ when an earlier run of the same settings left it there",
     )
     p.add_argument("--rounds", type=int, help="interleaved timing rounds (default 10)")
     p.add_argument("--min-seconds", type=float, help="minimum timed seconds per row and batch size (default 5)")

@@ -89,6 +89,8 @@ def pipeline_row(recipe, method: str) -> dict:
             "proxy_top1": m["chosen"]["proxy_top1"],
             "search_latency_ms": m["chosen"].get("final_latency_ms"),
             "best_proxy_at_budget": max(feasible, default=0.0),  # the best feasible candidate the search found
+            "fill_seconds": (m.get("fill") or {}).get("seconds", 0.0),
+            "grown": m["chosen"].get("grown_from") is not None,  # the fill grew the chosen candidate
         }
     return out
 
@@ -119,6 +121,8 @@ def aggregate(rows: list[dict]) -> dict[str, dict]:
             agg["search_seconds"] = round(statistics.fmean(s["seconds"] for s in searched), 1)
             agg["evaluations"] = round(statistics.fmean(s["evaluations"] for s in searched), 1)
             agg["best_proxy_at_budget"] = summary([s["best_proxy_at_budget"] for s in searched])
+            agg["fill_seconds"] = round(statistics.fmean(s.get("fill_seconds", 0.0) for s in searched), 1)
+            agg["grown"] = sum(bool(s.get("grown")) for s in searched)
         out[method] = agg
     return out
 
@@ -243,12 +247,20 @@ def baseline_top1(model, data) -> float:
     return (logits.argmax(1) == data.val.labels).float().mean().item()
 
 
+def _fill_text(agg: dict) -> str:
+    """Mean seconds of the fill (search/fill.py) and how many seeds' choices it grew."""
+    if "fill_seconds" not in agg:
+        return "-"
+    return f"{agg['fill_seconds']} ({agg['grown']}/{len(agg['top1']['runs'])})"
+
+
 def markdown(res: dict) -> str:
     seeds = ", ".join(str(x) for x in res.get("seeds", []))
     lines = [f"## {res['model']} on {res['data']}", "", f"{res['setup']}; seeds {seeds}", ""]
     lines += [
-        "| method | top-1 mean ± std | p50 ms (mean) | MACs | search s | evaluations | best feasible proxy |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| method | top-1 mean ± std | p50 ms (mean) | MACs | search s | evaluations | best feasible proxy "
+        "| fill s (grown) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for method, a in res["summary"].items():
         best = a.get("best_proxy_at_budget")
@@ -256,7 +268,7 @@ def markdown(res: dict) -> str:
         lines.append(
             f"| {method} | {a['top1']['mean'] * 100:.2f} ± {a['top1']['std'] * 100:.2f} | "
             f"{a['latency_ms_p50']['mean']:.4f} | {a['macs']:,} | {a.get('search_seconds', '-')} | "
-            f"{a.get('evaluations', '-')} | {best_text} |"
+            f"{a.get('evaluations', '-')} | {best_text} | {_fill_text(a)} |"
         )
     lines += ["", f"Baseline top-1 {res['baseline_top1'] * 100:.2f}%."]
     lines += [f"- {k}: {v}" for k, v in res["verdicts"].items()]

@@ -29,6 +29,8 @@ def search_section(metrics: dict[str, Any], run_dir: Path) -> str:
     chosen, cost = metrics.get("chosen") or {}, metrics.get("search_cost") or {}
     target = ", ".join(f"{k.removeprefix('target_')} <= {v}" for k, v in (metrics.get("target") or {}).items())
     lat = f", {chosen['final_latency_ms']} ms re-timed" if chosen.get("final_latency_ms") is not None else ""
+    if chosen.get("grown_from") is not None:
+        lat += f"; grown from candidate {chosen['grown_from']} to use the target's slack"
     recipe = (metrics.get("files") or {}).get("recipe", "search/search_recipe.yaml")
     lines = [
         "<h2>Search</h2>",

@@ -7,8 +7,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,6 +23,7 @@ from edgekit.data.dataset import Dataset, Split
 from edgekit.data.transforms import normalize, random_crop_flip
 from edgekit.progress import TRAIN, Progress
 from edgekit.seeding import seeded
+from edgekit.training_layout import example_batch, to_home_layout, to_training_layout
 from edgekit.training_state import load_state, save_state, to_cpu
 
 log = logging.getLogger(__name__)
@@ -90,47 +90,6 @@ def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return peak * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def to_training_layout(module: nn.Module, device: torch.device | str, example: torch.Tensor) -> None:
-    """`module` on `device` in channels_last, for training and for a teacher's forward passes: oneDNN's
-    convolutions run about twice as fast in it on the CPU (MobileNetV3 at 28 px, 20 training steps:
-    2.4 s vs 4.6 s). A module whose forward cannot take it (a user's `x.view(n, -1)` on a feature map)
-    stays in the default layout: one forward pass on `example` (a couple of inputs) decides."""
-    # memory_format is accepted at run time but missing from Module.to's type stubs
-    module.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
-    was_training = module.training
-    try:
-        with torch.no_grad():
-            module.eval()(example.to(device))
-    except RuntimeError as exc:
-        log.debug(f"training in the default layout: the module fails in channels_last ({exc})")
-        to_home_layout(module, device)
-    finally:
-        module.train(was_training)
-
-
-def to_home_layout(module: nn.Module, device: torch.device | str) -> None:
-    """Back on `device` in the default layout, as export, pruning and the checkpoints expect."""
-    module.to(device, memory_format=torch.contiguous_format)  # type: ignore[call-overload]
-
-
-def example_batch(data: Dataset) -> torch.Tensor:
-    """Two normalized training images: the probe of to_training_layout."""
-    return normalize(data.train.images[:2], data.mean, data.std)
-
-
-@contextmanager
-def teacher_placed(teacher: nn.Module, device: str, data: Dataset) -> Iterator[None]:
-    """The teacher of a KD fit in eval mode on the training device (`device`: a config's auto/cpu/cuda),
-    in the training layout; back on its own device in the default layout afterwards. fit moves the
-    student; the teacher is the caller's."""
-    home = next(teacher.parameters()).device
-    to_training_layout(teacher.eval(), resolve_device(device), example_batch(data))
-    try:
-        yield
-    finally:
-        to_home_layout(teacher, home)
 
 
 def fit(

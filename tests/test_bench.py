@@ -184,6 +184,34 @@ def test_compare_runs_three_seeds_unless_quick_and_refuses_a_bad_list(capsys):
     assert exc.value.code == 2 and "write e.g. --seeds 0,1,2" in capsys.readouterr().err
 
 
+def test_reused_seeds_merge_without_training_and_a_resized_run_keeps_the_native_files(tmp_path, monkeypatch):
+    """--reuse-seeds merges the seeds an earlier run left in <out>/seeds/ (no training: bench_seed must
+    not be called), and a run at another image size names its files apart from the native run's."""
+    from bench import compare
+    from bench.timing import Timing
+
+    rows = _rows(
+        **{"edgekit": (0.9, 6000), "torch-pruning": (0.89, 5000), "ort-quantize-static": (0.88, 3000)},
+        nncf=(0.88, 2000),
+    )
+    for seed, delta in ((0, 0.0), (1, 0.02)):
+        res = table.result("mobilenet_v3", "fashion_mnist-160px", 0.9, [dict(r, top1=r["top1"] + delta) for r in rows])
+        table.write(tmp_path / "seeds", res, {"notes": [], "edgekit_run": f"run{seed}"}, suffix=f"_seed{seed}")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a reused seed was trained again")
+
+    monkeypatch.setattr(compare, "bench_seed", no_training)
+    args = compare.parse(["--seeds", "0,1", "--reuse-seeds", "--out", str(tmp_path), "--set", "data.image_size=160"])
+    out = compare.bench_model("mobilenet_v3", args, compare._sets(args.sets), Timing())
+    assert out.name == "mobilenet_v3_fashion_mnist-160px.json"
+    merged = json.loads(out.read_text())
+    ek = next(r for r in merged["rows"] if r["method"] == "edgekit")
+    assert ek["top1_runs"] == [0.9, 0.92] and merged["seeds"] == [0, 1]
+    assert "seeds 0, 1 reused" in json.loads(out.with_name(out.stem + ".meta.json").read_text())["notes"][-1]
+    assert not (tmp_path / "mobilenet_v3_fashion_mnist.json").exists()
+
+
 @pytest.mark.slow
 def test_quick_run_writes_every_method_with_finite_numbers(tmp_path):
     """`python bench/compare.py --quick` on the shipped slice: the real pipeline and the real peers."""
@@ -310,3 +338,11 @@ def test_search_bench_compares_at_equal_latency_and_calls_small_differences_ties
     one_seed = search.verdicts(search.aggregate([r for r in rows if r["seed"] == 0]))
     assert "(one seed: no verdict)" in one_seed["ga vs uniform"]
     assert "(tie)" in v["pso vs random"] and "(better)" in v["ga vs random"]
+
+    rows[2]["search"] |= {"fill_seconds": 4.0, "grown": True}  # the fill grew GA's choice on seed 0 only
+    rows[3]["search"] |= {"fill_seconds": 2.0, "grown": False}
+    agg = search.aggregate(rows)
+    assert agg["ga"]["fill_seconds"] == 3.0 and agg["ga"]["grown"] == 1 and agg["pso"]["grown"] == 0
+    res = {"model": "m", "data": "d", "setup": "s", "seeds": [0, 1], "summary": agg, "verdicts": {}}
+    res["baseline_top1"] = 0.8
+    assert "| 3.0 (1/2) |" in search.markdown(res) and "fill s (grown)" in search.markdown(res)

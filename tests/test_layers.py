@@ -33,6 +33,7 @@ LAYERS = {
         "distill",
         "training",
         "training_state",
+        "training_layout",
         "backends",
         "data",
         "zoo",

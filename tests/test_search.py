@@ -392,3 +392,68 @@ def test_search_meets_the_macs_target_and_its_recipe_reproduces_the_architecture
     assert staged is not None and metrics["macs_after"] == chosen["macs"]
     space = result["space"]["groups"]
     assert all(_widths(staged)[m] == w for g, w in zip(space, chosen["widths"], strict=True) for m in g["modules"])
+
+
+class _LineSpace:
+    """A space whose genes are their own widths, ten levels up to the unpruned one."""
+
+    top = np.full(3, 10, dtype=np.int64)
+
+    def widths(self, genes):
+        return tuple(int(g) for g in genes)
+
+
+class _CountingEvaluator:
+    """MACs fraction = mean gene / 10; the proxy from `proxy(genes)`; every call recorded."""
+
+    def __init__(self, proxy):
+        self.proxy, self.calls = proxy, []
+
+    def __call__(self, genes):
+        from edgekit.search.record import Record
+
+        self.calls.append([int(g) for g in genes])
+        frac = float(np.mean(genes)) / 10
+        return Record(len(self.calls), [int(g) for g in genes], [], list(genes), 0, frac, 0, self.proxy(genes))
+
+
+def test_fill_grows_the_chosen_candidate_to_the_target_and_keeps_it_when_the_proxy_ranks_growth_lower():
+    from edgekit.search.fill import aim, fill, grown
+    from edgekit.search.objective import Objective
+    from edgekit.search.record import Record
+
+    top = np.full(3, 10)
+    assert grown([2, 4, 10], top, 0.0).tolist() == [2, 4, 10] and grown([2, 4, 10], top, 1.0).tolist() == [10] * 3
+    assert grown([2, 4, 10], top, 0.5).tolist() == [6, 7, 10]  # the same fraction of each group's remaining levels
+
+    start = Record(0, [2, 2, 2], [], [2, 2, 2], 0, 0.2, 0, 0.5)
+    objective = Objective(target_macs=0.6)
+    ev = _CountingEvaluator(lambda g: 0.5 + float(np.mean(g)) / 100)  # larger ranks higher
+    best, info = fill(ev, objective, _LineSpace(), start, steps=5, margin=0.02)
+    assert best.genes == [6, 6, 6] and best.macs_fraction == 0.6  # the largest grown candidate meeting 0.6
+    assert info["from"] == 0 and info["to"] == best.index and len(ev.calls) <= 5
+    assert all(not t["feasible"] for t in info["tried"] if t["macs_fraction"] > 0.6)
+
+    ev = _CountingEvaluator(lambda g: 0.5 - float(np.mean(g)) / 100)  # the proxy ranks every grown one lower
+    best, info = fill(ev, objective, _LineSpace(), start, steps=5, margin=0.02)
+    assert best is start and info["to"] == 0 and ev.calls
+
+    latency = Objective(target_latency_ms=1.0)
+    rec = Record(0, [1], [], [1], 0, 0.5, 0, 0.5, latency_ms=0.99)
+    assert latency.feasible(rec) and not aim(latency, 0.02).feasible(rec)  # aims under
+
+
+def test_search_fills_the_macs_target_it_left_unused(lenet, data, tmp_path):
+    kw = dict(target_macs=0.7, algorithm="random", budget_evals=6, seed=3, **FAST)
+    plain = run_search(lenet, data, out_dir=tmp_path / "plain", fill_steps=0, **kw)
+    filled = run_search(lenet, data, out_dir=tmp_path / "filled", fill_steps=5, **kw)
+    assert plain.chosen is not None and filled.chosen is not None
+    assert plain.data["fill"] is None and filled.data["fill"]["evaluations"] >= 1
+    assert _strip(plain.data["evaluated"]) == _strip(filled.data["evaluated"])  # the fill is counted apart
+    assert filled.evaluations == plain.evaluations
+    assert plain.chosen["macs_fraction"] <= filled.chosen["macs_fraction"] <= 0.7
+    assert filled.chosen["proxy_top1"] >= plain.chosen["proxy_top1"]
+    if filled.chosen["index"] != plain.chosen["index"]:
+        assert filled.chosen["grown_from"] == plain.chosen["index"] and filled.chosen["confirmed"]
+    recipe = json.loads(filled.result_path.read_text())
+    assert recipe["chosen"]["layer_ratios"] == filled.layer_ratios

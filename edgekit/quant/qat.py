@@ -32,7 +32,8 @@ from torch import nn
 from edgekit.config import ranged
 from edgekit.distill.config import KdConfig
 from edgekit.distill.losses import kd_loss
-from edgekit.training import OptimConfig, fit, teacher_placed
+from edgekit.training import OptimConfig, fit
+from edgekit.training_layout import teacher_placed
 
 
 @dataclass

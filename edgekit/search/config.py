@@ -32,7 +32,10 @@ class Config:
     `latency_warmup_s`, at least `latency_min_runs` runs; with `latency_reference`, in alternating
     slices with the unpruned model (timed once over `reference_latency_s`) and scaled by it, so that load
     from other processes cancels (edgekit/search/latency.py). The `finalists` best feasible candidates are
-    re-timed over `final_latency_s` and scored on the validation split."""
+    re-timed over `final_latency_s` and scored on the validation split. Fill: the chosen candidate is
+    then grown toward the unpruned model (every group by the same fraction of its remaining levels) to use
+    the target's slack, by a bisection of `fill_steps` evaluations (0: off) aiming `fill_margin` under a
+    latency target; it replaces the chosen one when the proxy ranks it no lower (edgekit/search/fill.py)."""
 
     algorithm: Algorithm = "ga"
     target_latency_ms: float | None = ranged(None, 0.0, 1e6)
@@ -74,6 +77,8 @@ class Config:
     opset: int = ranged(DEFAULT_OPSET, 7, 30)
     finalists: int = ranged(3, 1, 100)
     final_latency_s: float = ranged(1.0, 0.0, 600.0)
+    fill_steps: int = ranged(5, 0, 100)
+    fill_margin: float = ranged(0.02, 0.0, 0.5)
 
     def __post_init__(self):
         if self.elite >= self.population:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import edgekit.distributed as dist
 from edgekit.fileio import atomic_write_json, atomic_write_text
 from edgekit.search.config import Config
 from edgekit.search.evaluator import Evaluator
+from edgekit.search.fill import fill
 from edgekit.search.objective import Objective
 from edgekit.search.output import prune_section, recipe_tree, write_recipe
 from edgekit.search.pareto import pareto_front
@@ -85,6 +87,30 @@ def _choose(
     return finalists, chosen
 
 
+def _filled(
+    cfg: Config, space: Space, evaluator: Evaluator, objective: Objective, start: Record, chosen: dict
+) -> tuple[dict, dict]:
+    """The chosen candidate grown to fill the target (search/fill.py), confirmed as every finalist is;
+    the chosen one unchanged when growing gave nothing the proxy ranks as high or the re-timing refuses."""
+    rec, info = fill(evaluator, objective, space, start, cfg.fill_steps, cfg.fill_margin)
+    if rec is start:
+        return chosen, info
+    grown = _confirm(cfg, evaluator, objective, rec)
+    info["confirmed"] = grown["confirmed"]
+    if not grown["confirmed"]:
+        log.info("search: the filled candidate missed the target when re-timed; keeping the chosen one")
+        info["to"] = start.index
+        return chosen, info
+    grown["layer_ratios"] = space.layer_ratios(grown["genes"])
+    grown["grown_from"] = start.index
+    return grown, info
+
+
+def _record_fields(d: dict) -> dict:
+    names = {f.name for f in dataclasses.fields(Record)}
+    return {k: v for k, v in d.items() if k in names}
+
+
 def finish(
     model: nn.Module,
     cfg: Config,
@@ -99,9 +125,15 @@ def finish(
     base_recipe: Any,
 ) -> SearchResult:
     records = evaluator.records()
+    evaluations = evaluator.evaluations  # the search's own: the fill's are counted apart
     points = [(objective.cost(r), r.proxy_top1) for r in records]
     front = [records[i] for i in pareto_front(points)]
     finalists, chosen = _choose(cfg, space, evaluator, objective, records)
+    filled = None
+    if cfg.fill_steps and chosen is not None and chosen["confirmed"]:
+        t0 = time.perf_counter()
+        chosen, filled = _filled(cfg, space, evaluator, objective, records[chosen["index"]], chosen)
+        filled["seconds"] = round(time.perf_counter() - t0, 2)
     base = evaluator.cached(space.top)
     baseline = None
     if base is not None:  # scored as the candidates are (recalibrated), and as given
@@ -113,15 +145,15 @@ def finish(
         "target": objective.target(),
         "axis": objective.axis,
         "budget": {"evaluations": cfg.budget_evals, "minutes": cfg.budget_minutes, "generations": cfg.max_generations},
-        "evaluations": evaluator.evaluations,
+        "evaluations": evaluations,
         "generations": generations,
         "seconds": round(seconds, 2),
         "stopped_by": stopped,
         "search_cost": {
             "seconds": round(seconds, 2),
-            "evaluations": evaluator.evaluations,
+            "evaluations": evaluations,
             "cache_hits": evaluator.hits,
-            "seconds_per_evaluation": round(seconds / max(1, evaluator.evaluations), 3),
+            "seconds_per_evaluation": round(seconds / max(1, evaluations), 3),
             "ranks": dist.world_size(),  # candidates were scored across this many processes (search/spread.py)
             **{k: round(v, 2) for k, v in evaluator.cost.items()},
         },
@@ -138,6 +170,7 @@ def finish(
         "space": space.describe(),
         "baseline": baseline,
         "chosen": chosen,
+        "fill": filled,
         "finalists": finalists,
         "front": [r.to_dict() for r in front],
         "uniform": [r.to_dict() for r in records if r.uniform],
@@ -147,7 +180,7 @@ def finish(
     res = SearchResult(
         cfg.algorithm,
         cfg.seed,
-        evaluator.evaluations,
+        evaluations,
         generations,
         round(seconds, 2),
         stopped,
@@ -159,7 +192,7 @@ def finish(
     if chosen is not None:
         res.recipe_path = out_dir / RECIPE_FILE
         header = (
-            f"edgekit search ({cfg.algorithm}, seed {cfg.seed}, {evaluator.evaluations} evaluations), target "
+            f"edgekit search ({cfg.algorithm}, seed {cfg.seed}, {evaluations} evaluations), target "
             f"{objective.target()}: proxy top-1 {chosen['proxy_top1']}, MACs {chosen['macs_fraction']} of the baseline"
             "\nprune.layer_ratios names every searched layer (prune.ratio 0: no other layer is pruned)"
         )
@@ -176,7 +209,7 @@ def _chart(path: Path, points, front, objective: Objective, records: list[Record
 
     target = objective.target_latency_ms if objective.axis == "latency_ms" else objective.target_macs
     uniform = [points[i] for i, r in sorted(enumerate(records), key=lambda t: t[1].keep[:1]) if r.uniform]
-    mark = (objective.cost(records[chosen["index"]]), chosen["proxy_top1"]) if chosen else None
+    mark = (objective.cost(Record.from_dict(_record_fields(chosen))), chosen["proxy_top1"]) if chosen else None
     try:
         atomic_write_text(path, front_svg(points, front, objective.axis, target, uniform, mark))
     except ImportError as exc:  # matplotlib is a dependency, but the result matters more than the picture

@@ -18,7 +18,16 @@ from edgekit.search.space import Space
 STATE_FILE = "search_state.json"
 VERSION = 1
 # settings that only say when to stop or how to report: a resumed search may change them
-FREE = ("budget_evals", "budget_minutes", "max_generations", "stall_generations", "finalists", "final_latency_s")
+FREE = (
+    "budget_evals",
+    "budget_minutes",
+    "max_generations",
+    "stall_generations",
+    "finalists",
+    "final_latency_s",
+    "fill_steps",
+    "fill_margin",
+)
 
 
 def fingerprint(cfg: Config, space: Space) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from edgekit.distill.config import KdConfig
 from edgekit.seeding import seeded
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
-from edgekit.training import fit, teacher_placed
+from edgekit.training import fit
+from edgekit.training_layout import teacher_placed
 
 
 @dataclass

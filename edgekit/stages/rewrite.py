@@ -28,7 +28,8 @@ from edgekit.seeding import seeded
 from edgekit.stages.base import Stage, register
 from edgekit.stages.context import Context
 from edgekit.stages.quantize import quantize_onnx, settings, train_order
-from edgekit.training import fit, teacher_placed
+from edgekit.training import fit
+from edgekit.training_layout import teacher_placed
 
 log = logging.getLogger(__name__)
 

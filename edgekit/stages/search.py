@@ -79,6 +79,7 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
         f"search: chose candidate {chosen['index']} (proxy top-1 {chosen['proxy_top1']:.4f}, validation top-1 "
         f"{chosen['val_top1']:.4f}, MACs {chosen['macs_fraction']:.3f} of the baseline"
         + (f", {chosen['final_latency_ms']} ms" if "final_latency_ms" in chosen else "")
+        + (f"; grown from candidate {chosen['grown_from']} to fill the target" if "grown_from" in chosen else "")
         + f"); reproduce it with `edgekit run {res.recipe_path}`"
     )
     return {
@@ -90,7 +91,11 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
         "chosen_val_top1": chosen["val_top1"],
         "baseline_val_top1": (data["baseline"] or {}).get("val_top1"),
         "search_cost": data["search_cost"],
-        "chosen": {k: chosen.get(k) for k in ("index", "proxy_top1", "val_top1", "macs_fraction", "final_latency_ms")},
+        "chosen": {
+            k: chosen.get(k)
+            for k in ("index", "proxy_top1", "val_top1", "macs_fraction", "final_latency_ms", "grown_from")
+        },
+        "fill": {k: v for k, v in (data.get("fill") or {}).items() if k != "tried"} or None,
         "front": _front(data),
         "files": {
             name: str(p.relative_to(ctx.run_dir))

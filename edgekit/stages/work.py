@@ -32,9 +32,10 @@ def _search(r: Any, ctx: Context, art: Artifact, rows: int) -> Work | None:
     s = r.search
     if not search.searches(s):
         return None
-    work: Work = {INFER: s.budget_evals * (s.proxy_images + s.bn_images) + s.finalists * len(ctx.data.val)}
+    evals = s.budget_evals + s.fill_steps  # the fill's bisection evaluates like the search
+    work: Work = {INFER: evals * (s.proxy_images + s.bn_images) + (s.finalists + 1) * len(ctx.data.val)}
     if s.measures_latency:
-        work[SECONDS] = s.budget_evals * (s.latency_window_s + s.latency_warmup_s) + s.finalists * s.final_latency_s
+        work[SECONDS] = evals * (s.latency_window_s + s.latency_warmup_s) + (s.finalists + 1) * s.final_latency_s
     return work
 
 
