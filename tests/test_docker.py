@@ -33,13 +33,14 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
 SCRIPT = DOCKER / "install.sh"  # the entry point: finds the Python, runs install.py with it
 INSTALL_PY = DOCKER / "install.py"
+ANSWERS_PY = DOCKER / "install_answers.py"  # what the target interpreter runs for install.py
 DOCKERFILES = ["Dockerfile.jetson", "Dockerfile.gpu"]
 JETSON_INDEX = "https://pypi.jetson-ai-lab.io/jp6/cu126"
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
-def _load_install_py():
-    spec = importlib.util.spec_from_file_location("docker_install", INSTALL_PY)
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
@@ -47,7 +48,8 @@ def _load_install_py():
     return module
 
 
-install_py = _load_install_py()
+install_py = _load("docker_install", INSTALL_PY)
+answers_py = _load("docker_install_answers", ANSWERS_PY)
 
 
 def _tool(name: str, package: str) -> str:
@@ -183,10 +185,10 @@ def test_dockerfile_shape(name, base, platform):
     assert 'ENTRYPOINT ["edgekit"]' in text and 'CMD ["--help"]' in text
     assert "WORKDIR /artifacts" in text and 'VOLUME ["/artifacts"]' in text
     assert "--no-install-recommends" in text and "rm -rf /var/lib/apt/lists/*" in text
-    # install.sh runs install.py beside it: the image has both before the first install runs.
+    # install.sh runs install.py beside it, which asks install_answers.py: the image has all three first.
     before = text.split("RUN /opt/edgekit/src/docker/install.sh")[0]
     copied = {src for line in before.splitlines() if line.startswith("COPY ") for src in line.split()[1:-1]}
-    assert {"docker/install.sh", "docker/install.py"} <= copied
+    assert {"docker/install.sh", "docker/install.py", "docker/install_answers.py"} <= copied
     # Every COPY source exists, so the build context is right (and .venv/artifacts are never copied).
     for line in text.splitlines():
         if line.startswith("COPY "):
@@ -516,19 +518,19 @@ def test_a_prerelease_platform_build_satisfies_edgekits_range(monkeypatch):
     """NVIDIA versions its Jetson torch like 2.5.0a0+nv24.08: inside torch>=2.4, so step 3 never asks pip for
     another torch. What is missing or too old is listed; markers are evaluated with the extras."""
     versions = {"torch": "2.5.0a0+nv24.08", "numpy": "1.26.4", "timm": "1.0.0"}
-    monkeypatch.setattr(install_py, "_version", versions.get)
+    monkeypatch.setattr(answers_py, "_version", versions.get)
     reqs = ["torch>=2.4,<2.14", "numpy>=2", "onnx>=1.16", 'timm; extra == "zoo"', 'pillow; extra == "zoo"']
-    assert install_py.missing_requirements(reqs, [], set()) == ["numpy>=2", "onnx>=1.16"]
-    assert install_py.missing_requirements(reqs, ["zoo"], {"onnx"}) == ["numpy>=2", "pillow"]
+    assert answers_py.missing_requirements(reqs, [], set()) == ["numpy>=2", "onnx>=1.16"]
+    assert answers_py.missing_requirements(reqs, ["zoo"], {"onnx"}) == ["numpy>=2", "pillow"]
 
 
 def test_pyproject_is_read_without_tomllib_as_on_python_3_10(monkeypatch):
     """JetPack 6's Python is 3.10, which has no tomllib: pip's vendored tomli reads the same thing."""
-    assert install_py.read_pyproject(str(ROOT)) == PROJECT
+    assert answers_py.read_pyproject(str(ROOT)) == PROJECT
     monkeypatch.setitem(sys.modules, "tomllib", None)  # `import tomllib` now raises ImportError
     with pytest.raises(ImportError):
         import tomllib  # noqa: F401
-    assert install_py.read_pyproject(str(ROOT)) == PROJECT
+    assert answers_py.read_pyproject(str(ROOT)) == PROJECT
 
 
 @pytest.mark.parametrize(
