@@ -215,7 +215,7 @@ def bench_seed(model: str, args, sets: dict, timing: Timing, seed: int) -> tuple
         "setup": f"{versions()}; {timing.threads} intra-op thread, {timing.rounds} rounds, >= {timing.min_seconds}s "
         f"per row and batch size; {len(calib)} calibration images (seeded, training split) for every int8 row; "
         f"{len(data.val)} validation images",
-        "notes": _notes(model, recipe, run_dir, len(calib)),
+        "notes": _notes(model, recipe, run_dir, len(calib)) + _overrides(sets, data),
         "edgekit_run": run_dir,
         "train": train_stats,
         "bars": table.bars(res),
@@ -270,6 +270,16 @@ def _notes(model: str, recipe, run_dir: str, n_calib: int) -> list[str]:
         "baseline-fp32: the trained baseline exported to ONNX (every ONNX file here is written by edgekit's exporter: "
         "TorchScript export + onnxsim)",
     ]
+
+
+def _overrides(sets: dict, data) -> list[str]:
+    """The --set values of this run (the seed's own keys aside) and the data they give, for the notes."""
+    given = {k: v for k, v in sets.items() if k not in SEEDED}
+    if not given:
+        return []
+    shown = " ".join(f"--set {k}={v}" for k, v in given.items())
+    side = data.input_size[-1]
+    return [f"overrides for every row: {shown} ({len(data.train)} training images at {side}x{side} px)"]
 
 
 def _sets(items: list[str]) -> dict:
