@@ -59,7 +59,9 @@ def uniform_latency(base, recipe, data, seed: int) -> tuple[float, float]:
     pruned = prune_model(base, recipe.prune, data.input_size, data).eval()
     meter = LatencyMeter(data.input_size, WINDOW_S, WARMUP_S, MIN_RUNS, recipe.export.opset, seed)
     reference = meter.set_reference(base, REFERENCE_S)
-    return round(meter(pruned, window_s=2.0), 4), reference
+    # the median of three interleaved measurements: one burst of load from elsewhere set a target of 0.92
+    # of the unpruned latency where the uniform model runs at about 0.6
+    return round(statistics.median(meter(pruned, window_s=2.0) for _ in range(3)), 4), reference
 
 
 def pipeline_row(recipe, method: str) -> dict:
