@@ -116,8 +116,7 @@ def _earlier_seed(model: str, args, sets: dict, seed: int) -> tuple[dict, dict] 
     import json
 
     data_name = data_label(baseline.recipe_for(model, args.data, args.quick, sets))
-    stem = Path(args.out) / "seeds" / f"{model}_{data_name}_seed{seed}"
-    res_path, meta_path = stem.with_suffix(".json"), stem.with_name(stem.name + ".meta.json")
+    res_path, meta_path = table.paths(Path(args.out) / "seeds", model, data_name, f"_seed{seed}")
     if not (res_path.is_file() and meta_path.is_file()):
         return None
     print(f"[bench {model} seed {seed}] reused {_shown(res_path)} (--reuse-seeds)", flush=True)

@@ -193,12 +193,18 @@ def _seeds_text(res: dict) -> str:
     )
 
 
+def paths(out: Path, model: str, data: str, suffix: str = "") -> tuple[Path, Path]:
+    """The result file and its .meta.json for one model and data set (suffix: e.g. _seed0)."""
+    stem = f"{model}_{data}{suffix}"
+    return out / f"{stem}.json", out / f"{stem}.meta.json"
+
+
 def write(out: Path, res: dict, meta: dict, suffix: str = "") -> Path:
-    stem = f"{res['model']}_{res['data']}{suffix}"
-    atomic_write_json(out / f"{stem}.json", res)
-    atomic_write_json(out / f"{stem}.meta.json", meta)
+    res_path, meta_path = paths(out, res["model"], res["data"], suffix)
+    atomic_write_json(res_path, res)
+    atomic_write_json(meta_path, meta)
     write_summary(out)
-    return out / f"{stem}.json"
+    return res_path
 
 
 def write_summary(out: Path) -> Path:

@@ -92,23 +92,20 @@ def _filled(
 ) -> tuple[dict, dict]:
     """The chosen candidate grown to fill the target (search/fill.py), confirmed as every finalist is;
     the chosen one unchanged when growing gave nothing the proxy ranks as high or the re-timing refuses."""
+    t0 = time.perf_counter()
     rec, info = fill(evaluator, objective, space, start, cfg.fill_steps, cfg.fill_margin)
-    if rec is start:
-        return chosen, info
-    grown = _confirm(cfg, evaluator, objective, rec)
-    info["confirmed"] = grown["confirmed"]
-    if not grown["confirmed"]:
-        log.info("search: the filled candidate missed the target when re-timed; keeping the chosen one")
-        info["to"] = start.index
-        return chosen, info
-    grown["layer_ratios"] = space.layer_ratios(grown["genes"])
-    grown["grown_from"] = start.index
-    return grown, info
-
-
-def _record_fields(d: dict) -> dict:
-    names = {f.name for f in dataclasses.fields(Record)}
-    return {k: v for k, v in d.items() if k in names}
+    if rec is not start:
+        grown = _confirm(cfg, evaluator, objective, rec)
+        info["confirmed"] = grown["confirmed"]
+        if grown["confirmed"]:
+            grown["layer_ratios"] = space.layer_ratios(grown["genes"])
+            grown["grown_from"] = start.index
+            chosen = grown
+        else:
+            log.info("search: the filled candidate missed the target when re-timed; keeping the chosen one")
+            info["to"] = start.index
+    info["seconds"] = round(time.perf_counter() - t0, 2)
+    return chosen, info
 
 
 def finish(
@@ -131,9 +128,7 @@ def finish(
     finalists, chosen = _choose(cfg, space, evaluator, objective, records)
     filled = None
     if cfg.fill_steps and chosen is not None and chosen["confirmed"]:
-        t0 = time.perf_counter()
         chosen, filled = _filled(cfg, space, evaluator, objective, records[chosen["index"]], chosen)
-        filled["seconds"] = round(time.perf_counter() - t0, 2)
     base = evaluator.cached(space.top)
     baseline = None
     if base is not None:  # scored as the candidates are (recalibrated), and as given
@@ -209,7 +204,7 @@ def _chart(path: Path, points, front, objective: Objective, records: list[Record
 
     target = objective.target_latency_ms if objective.axis == "latency_ms" else objective.target_macs
     uniform = [points[i] for i, r in sorted(enumerate(records), key=lambda t: t[1].keep[:1]) if r.uniform]
-    mark = (objective.cost(Record.from_dict(_record_fields(chosen))), chosen["proxy_top1"]) if chosen else None
+    mark = (chosen[objective.axis], chosen["proxy_top1"]) if chosen else None  # axis: the record's cost field
     try:
         atomic_write_text(path, front_svg(points, front, objective.axis, target, uniform, mark))
     except ImportError as exc:  # matplotlib is a dependency, but the result matters more than the picture
