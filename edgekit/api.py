@@ -208,7 +208,9 @@ def distill_student(
     # In the wrapper a user's forward gets the standard memory layout (see UserModel.forward).
     model = UserModel(copy.deepcopy(student), data.num_classes, ignored_layers=[])
     wrapped_teacher = UserModel(teacher.eval(), data.num_classes, ignored_layers=[]) if teacher is not None else None
-    objective = distill_stage.objective_for(model, wrapped_teacher, cfg, data.input_size, len(data.train))
+    objective = distill_stage.objective_for(
+        model, wrapped_teacher, cfg, data.input_size, len(data.train), data.train.images
+    )
     fit(model, data, cfg, objective, "distill" if teacher is not None else "finetune", extra=objective.adapter)
     return model.net.eval()
 

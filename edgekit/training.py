@@ -20,7 +20,7 @@ import edgekit.sharding as sharding
 from edgekit.accelerator import amp_dtype, autocast, grad_scaler, precision_name, resolve_device
 from edgekit.config import ranged
 from edgekit.data.dataset import Dataset, Split
-from edgekit.data.transforms import normalize, random_crop_flip
+from edgekit.data.transforms import augment, normalize, view_keys
 from edgekit.progress import TRAIN, Progress
 from edgekit.seeding import seeded
 from edgekit.training_layout import example_batch, to_home_layout, to_training_layout
@@ -205,6 +205,7 @@ def _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file=No
     if extra is not None:
         extra.train()
     step, last_loss, rate, first = 0, float("nan"), 0.0, 0
+    keyed = bool(getattr(loss_fn, "keyed", False))
     world, rank = dist.world_size(), dist.rank()
     fingerprint = {
         "images": n,
@@ -241,17 +242,21 @@ def _loop(model, data, cfg, loss_fn, label, extra, device, dtype, resume_file=No
             # Augmentation stays on the CPU with its seeded generator, so CPU and GPU runs see the same batches.
             # Every rank augments the whole global batch and keeps its shard: the generator stays in step on all
             # ranks, and a distributed run sees exactly the augmented images of a single-process run.
-            images = random_crop_flip(data.train.images[idx], cfg.augment_pad, cfg.augment_flip, gen)
+            images, flipped = augment(data.train.images[idx], cfg.augment_pad, cfg.augment_flip, gen)
+            # Which view of which image each row is, for a loss that caches per view (KD's teacher logits);
+            # a random crop makes every view new.
+            keys = view_keys(idx, flipped) if keyed and cfg.augment_pad == 0 else None
             mine = dist.shard(torch.arange(len(idx)), rank, world) if world > 1 else None
             share = len(mine) / len(idx) if mine is not None else 1.0  # this rank's part of the batch's mean loss
             if mine is not None:
                 images = images[mine]
+                keys = keys[mine] if keys is not None else None
             x = normalize(images, data.mean, data.std).to(device, non_blocking=True)
             y = data.train.labels[idx if mine is None else idx[mine]].to(device, non_blocking=True)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, warmup, cfg.lr) * group["lr_scale"]
             with autocast(device, dtype):
-                loss = loss_fn(model, x, y)
+                loss = loss_fn(model, x, y, keys) if keyed else loss_fn(model, x, y)
             opt.zero_grad(set_to_none=True)
             if scaler is None:
                 loss.backward()

@@ -148,7 +148,7 @@ def test_planned_work_from_the_recipe(fmnist_slice, tmp_path):
     # baseline, pruned, distilled, the baseline/onnx/int8 ONNX files, the rewrite's two; and model.fp16.onnx,
     # which export declares but makes only with export.fp16: the count is an upper estimate until validate.
     assert rows == 9
-    assert plan["validate"][SECONDS] == pytest.approx(rows * 2 * (0.5 + 2.0 + 5 * 0.1))
+    assert plan["validate"][SECONDS] == pytest.approx(rows * 2 * (0.5 + 1.0 + 5 * 0.1))
 
 
 def test_a_small_run_logs_the_runs_eta(tmp_path, caplog, capsys, monkeypatch):

@@ -17,6 +17,14 @@ def normalize(images: torch.Tensor, mean, std) -> torch.Tensor:
 
 def random_crop_flip(images: torch.Tensor, pad: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
     """Random crop after zero padding by `pad` pixels, and random horizontal flip, per image."""
+    return augment(images, pad, flip, generator)[0]
+
+
+def augment(
+    images: torch.Tensor, pad: int, flip: bool, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """random_crop_flip, also returning which images were flipped (None without flips): without crops an
+    augmented image is one of two views of its source, which lets a KD teacher's logits be reused."""
     n, _, h, w = images.shape
     out = images
     if pad > 0:
@@ -28,8 +36,15 @@ def random_crop_flip(images: torch.Tensor, pad: int, flip: bool, generator: torc
         idx_n = torch.arange(n).view(n, 1, 1)
         # gather (n, C, h, w) from padded via advanced indexing on the spatial dims
         out = padded.permute(0, 2, 3, 1)[idx_n, rows.view(n, h, 1), cols.view(n, 1, w)].permute(0, 3, 1, 2)
+    mask = None
     if flip:
         mask = torch.rand(n, generator=generator) < 0.5
         out = out.clone() if out is images else out
         out[mask] = out[mask].flip(-1)
-    return out.contiguous()
+    return out.contiguous(), mask
+
+
+def view_keys(indices: torch.Tensor, flipped: torch.Tensor | None) -> torch.Tensor:
+    """Which view of which image each row of an uncropped batch is: its index in the split, times two,
+    plus one if `augment` flipped it."""
+    return indices.long() * 2 + (flipped.long() if flipped is not None else 0)

@@ -13,11 +13,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgekit.distill.losses import build_adapter, feature_loss, features_and_logits, kd_loss
+from edgekit.distill.teacher_logits import TeacherLogits
 
 
 class Objective:
     """With feature_weight > 0 the logits come from forward_head on the forward_features output, and
-    `adapter` (to be trained with the student, then discarded) maps student features to the teacher's."""
+    `adapter` (to be trained with the student, then discarded) maps student features to the teacher's.
+    With `logits` (edgekit.distill.teacher_logits) logit KD reuses the teacher's outputs on views of the
+    training images it has seen before; training.fit passes each batch's view keys (`keyed`)."""
+
+    keyed = True  # training.fit passes `keys`: which view of which training image each row of x is
 
     def __init__(
         self,
@@ -30,8 +35,12 @@ class Objective:
         feature_weight: float = 0.0,
         alpha_end: float | None = None,
         total_steps: int = 0,
+        logits: TeacherLogits | None = None,
     ):
         self.teacher = teacher
+        self.logits = logits if teacher is not None else None
+        self.teacher_computed = 0  # images the teacher ran on, and those whose logits came from the cache
+        self.teacher_reused = 0
         self.alpha = alpha if teacher is not None else 0.0
         self.alpha_end = alpha_end if teacher is not None and alpha_end is not None else self.alpha
         self.total_steps = max(1, total_steps)
@@ -51,7 +60,9 @@ class Objective:
         done = min(1.0, self.steps / self.total_steps)
         return self.alpha + (self.alpha_end - self.alpha) * done
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, keys: torch.Tensor | None = None
+    ) -> torch.Tensor:
         alpha = self.alpha_now()
         if model.training:
             self.steps += 1
@@ -60,7 +71,7 @@ class Objective:
             if alpha == 0 or self.teacher is None:
                 return F.cross_entropy(logits, y)
             with torch.no_grad():
-                teacher_logits = self.teacher(x)
+                teacher_logits = self._teacher_logits(x, keys)
             return kd_loss(logits, teacher_logits, y, self.temperature, alpha)
         assert self.teacher is not None  # an adapter exists only with a teacher
         feats, logits = features_and_logits(model, x)
@@ -69,6 +80,22 @@ class Objective:
         mse = feature_loss(self.adapter, feats, teacher_feats)
         self.feature_mse.append(mse.detach())
         return kd_loss(logits, teacher_logits, y, self.temperature, alpha) + self.feature_weight * mse
+
+    def _teacher_logits(self, x: torch.Tensor, keys: torch.Tensor | None) -> torch.Tensor:
+        assert self.teacher is not None
+        if self.logits is None or keys is None:
+            self.teacher_computed += len(x)
+            return self.teacher(x)
+        out, computed = self.logits(self.teacher, x, keys)
+        self.teacher_computed += computed
+        self.teacher_reused += len(x) - computed
+        return out
+
+    def teacher_stats(self) -> dict[str, int]:
+        """How many training images the teacher ran on, and how many logits the cache gave instead."""
+        if not self.teacher_computed and not self.teacher_reused:
+            return {}
+        return {"teacher_images": self.teacher_computed, "teacher_logits_reused": self.teacher_reused}
 
     def feature_stats(self, window: int = 20) -> dict[str, float]:
         """Mean feature MSE over the first and last `window` steps (at most a quarter of the run each):

@@ -20,6 +20,7 @@ from edgekit.config import ranged
 from edgekit.data.arrays import val_arrays
 from edgekit.distill import Objective
 from edgekit.distill.config import KdConfig
+from edgekit.distill.teacher_logits import shared as shared_logits
 from edgekit.errors import EdgekitError
 from edgekit.export import export_checked, metadata
 from edgekit.metrics import count_macs, count_params
@@ -38,11 +39,14 @@ log = logging.getLogger(__name__)
 class Config(KdConfig):
     """`mode`: auto (in --int8 runs, where it changes the model), on, off. `drop_se`: remove SE blocks
     too (the "minimalistic" form); false keeps them, with their float gates. Distillation from the
-    baseline: `epochs`, `lr`, `temperature`, `alpha` as in the distill section."""
+    baseline: `epochs`, `lr`, `temperature`, `alpha` as in the distill section. Two epochs: in the demo
+    (MobileNetV3, 60,000 images) rewritten.onnx scored 0.43 points below the distilled model it came
+    from after 1 epoch, and 0.23 and 0.29 above it after 2 and 3 (91.37% and 91.43% from the same
+    91.14% model): the third epoch bought 0.06 points for 46 s of a 10-minute demo."""
 
     mode: Literal["auto", "on", "off"] = "auto"
     drop_se: bool = True
-    epochs: int = ranged(3, 0, 10_000)
+    epochs: int = ranged(2, 0, 10_000)
     lr: float = ranged(3e-3, 0.0, 10.0)
     warmup_epochs: float = ranged(0.0, 0.0, 100.0)
 
@@ -72,7 +76,12 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
     log.info(f"rewrite {current.name}: {done.summary()}; distilling {cfg.epochs} epochs from the baseline")
     with seeded(cfg.seed):
         objective = Objective(
-            student, teacher.eval(), ctx.data.input_size, temperature=cfg.temperature, alpha=cfg.alpha
+            student,
+            teacher.eval(),
+            ctx.data.input_size,
+            temperature=cfg.temperature,
+            alpha=cfg.alpha,
+            logits=shared_logits(teacher, ctx.data.train.images),  # the distill stage's, when it ran
         )
     with teacher_placed(teacher, cfg.device, ctx.data):  # the baseline goes back to validate on the CPU
         stats = fit(student, ctx.data, cfg, objective, "rewrite", resume_file=ctx.run_dir / ".rewrite.epoch.pt")
@@ -104,6 +113,7 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
         "params": params,
         "macs": macs,
         **stats,
+        **objective.teacher_stats(),
         "parity": parity,
     }
     quant = ctx.recipe.quantize
