@@ -52,7 +52,8 @@ test: setup browser lint
 # at 224 px, ResNet18 at 160 px, both CPU runtimes: bench/resolution.py --speed) and the recovery ablation
 # (bench/ablation.py: cross-entropy vs KD variants over seeds, on 12,000 images and at the demo's scale, and
 # the baseline with and without crops), and the latency-aware search against uniform pruning at the same
-# measured latency (bench/search.py: GA, PSO, random). compare.py runs 3 seeds.
+# measured latency (bench/search.py: GA, PSO, random), and the search algorithms alone under an exact MACs
+# target (bench/search_algorithms.py, 6 seeds). compare.py runs 3 seeds.
 # Long: about 4 hours on 2 cores. BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--quick".
 bench: setup data
 	$(PY) -m pip install -q -e ".[dev,pretrained,bench]"
@@ -61,6 +62,7 @@ bench: setup data
 	$(PY) bench/resolution.py $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/resolution.py --speed $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/search.py $(filter --quick,$(BENCH_ARGS))
+	$(PY) bench/search_algorithms.py $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/ablation.py $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/ablation.py --baselines --train-limit 0 --rows default,crop-2 --seeds 0,1 $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/ablation.py --train-limit 0 --epochs 3 --rows ce,kd,kd-a0.3 --seeds 0,1 --name _60000-3epochs \

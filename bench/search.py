@@ -38,7 +38,7 @@ METHODS = ("uniform", "ga", "pso", "random")
 SEARCHED = ("ga", "pso", "random")
 SAME_LATENCY = 0.05  # the searched model counts as "at the same latency" within 5% of uniform's p50
 # The searches' latency settings (their defaults, stated so the uniform target is timed the same way).
-WINDOW_S, WARMUP_S, MIN_RUNS, REFERENCE_S = 0.3, 0.1, 20, 2.0
+WINDOW_S, WARMUP_S, MIN_RUNS, REFERENCE_S = 1.0, 0.1, 20, 2.0
 TIMING = {
     "latency_window_s": WINDOW_S,
     "latency_warmup_s": WARMUP_S,
@@ -221,7 +221,8 @@ def bench_model(model: str, args, timing: Timing) -> dict:
             f"({recipe.train.epochs} epochs), KD {recipe.distill.epochs} epochs, fp32 model.onnx; uniform = prune "
             f"{recipe.prune.ratio} ({recipe.prune.importance}, round_to {recipe.prune.round_to}); searches: "
             f"{args.budget_evals} evaluations each, target = uniform's p50 as a fraction of the unpruned model's "
-            "(search.target_latency_ratio: each search applies it to its own timing of the unpruned model); timing: "
+            "(search.target_latency_ratio: each search applies it to its own timing of the unpruned model; "
+            f"candidates timed over {WINDOW_S} s windows); timing: "
             f"{timing.threads} thread, {timing.rounds} interleaved rounds; CPU flags {cpu_features()}"
         ),
     }

@@ -346,3 +346,24 @@ def test_search_bench_compares_at_equal_latency_and_calls_small_differences_ties
     res = {"model": "m", "data": "d", "setup": "s", "seeds": [0, 1], "summary": agg, "verdicts": {}}
     res["baseline_top1"] = 0.8
     assert "| 3.0 (1/2) |" in search.markdown(res) and "fill s (grown)" in search.markdown(res)
+
+
+def test_algorithm_bench_tracks_the_best_feasible_candidate_and_pairs_seeds_with_random(tmp_path):
+    """`python bench/search_algorithms.py --quick` on LeNet-5: every variant searches the same seed under
+    the MACs target; each curve is the best feasible proxy so far, never falling."""
+    from bench import search_algorithms
+
+    evaluated = [{"macs_fraction": m, "proxy_top1": p} for m, p in ((0.9, 0.9), (0.4, 0.5), (0.5, 0.7), (0.3, 0.6))]
+    assert search_algorithms.best_so_far(evaluated, 0.5) == [0.0, 0.5, 0.7, 0.7]
+    out = tmp_path / "out"
+    proc = _bench(
+        "search_algorithms.py", "--quick", "--models", "lenet5", "--seeds", "0", "--budget-evals", "24",
+        "--target-macs", "0.75", "--out", str(out), "--work", str(tmp_path),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((out / "algorithms_lenet5_fashion_mnist.json").read_text())
+    assert {r["variant"] for r in res["runs"]} == set(search_algorithms.VARIANTS)
+    for run in res["runs"]:
+        assert run["evaluations"] == 24 and run["curve"] == sorted(run["curve"]) and 0 < run["best_proxy"] <= 1
+    assert res["summary"]["variants"]["random"]["gap_to_random"] == [0.0]
+    assert "| ga-step |" in (out / "ALGORITHMS.md").read_text()

@@ -21,7 +21,15 @@ from edgekit.errors import EdgekitError
 from edgekit.metrics import count_macs, count_params
 from edgekit.search import Config, pareto_front, run_search
 from edgekit.search.algorithm import initial_population, snap
-from edgekit.search.ga import GeneticAlgorithm, elites, mutate, one_point_crossover, tournament, uniform_crossover
+from edgekit.search.ga import (
+    GeneticAlgorithm,
+    elites,
+    mutate,
+    one_point_crossover,
+    step_mutate,
+    tournament,
+    uniform_crossover,
+)
 from edgekit.search.latency import LatencyMeter
 from edgekit.search.proxy import Proxy
 from edgekit.search.pso import ParticleSwarm, pso_step
@@ -120,6 +128,17 @@ def test_mutation_rate_is_respected(rate):
     changed = float((out != genes).mean())
     assert abs(changed - rate) < 0.015  # a mutated gene always moves to another level
     assert out.min() >= 0 and out.max() < len(LEVELS)
+
+
+def test_step_mutation_moves_a_gene_one_level_and_stays_on_the_ladder():
+    top = len(LEVELS) - 1
+    genes = np.array([0, top, 3] * 4000, dtype=np.int64)
+    out = step_mutate(np.random.default_rng(0), genes, 0.5, len(LEVELS))
+    moved = out != genes
+    assert abs(float(moved.mean()) - 0.5) < 0.02 and np.abs(out - genes).max() == 1
+    assert out.min() >= 0 and out.max() == top  # the ends step inward
+    middle = genes == 3
+    assert 0.4 < float((out[middle & moved] == 4).mean()) < 0.6  # up and down alike
 
 
 def test_tournament_and_elites_pick_the_fittest():

@@ -27,7 +27,7 @@ class LatencyMeter:
     def __init__(
         self,
         input_size: tuple[int, ...],
-        window_s: float = 0.3,
+        window_s: float = 1.0,
         warmup_s: float = 0.1,
         min_runs: int = 20,
         opset: int = DEFAULT_OPSET,

@@ -35,7 +35,11 @@ def _search(r: Any, ctx: Context, art: Artifact, rows: int) -> Work | None:
     evals = s.budget_evals + s.fill_steps  # the fill's bisection evaluates like the search
     work: Work = {INFER: evals * (s.proxy_images + s.bn_images) + (s.finalists + 1) * len(ctx.data.val)}
     if s.measures_latency:
-        work[SECONDS] = evals * (s.latency_window_s + s.latency_warmup_s) + (s.finalists + 1) * s.final_latency_s
+        # with the reference, each candidate's window is matched by as long a window of the unpruned model
+        timed = 2 if s.latency_reference else 1
+        work[SECONDS] = evals * timed * (s.latency_window_s + s.latency_warmup_s) + (s.finalists + 1) * timed * (
+            s.final_latency_s
+        )
     return work
 
 
