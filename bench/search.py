@@ -278,6 +278,11 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def own_results(out: Path) -> list[Path]:
+    """This bench's result files in `out`, not bench/search_algorithms.py's beside them."""
+    return [f for f in sorted(out.glob("*.json")) if not f.name.startswith("algorithms_")]
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="bench/search.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -310,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_json(path, res)
         print(markdown(res), flush=True)
     # every model's result in the folder, also those of earlier invocations (one model per run, say)
-    parts = [markdown(json.loads(f.read_text())) for f in sorted(out.glob("*.json"))]
+    parts = [markdown(json.loads(f.read_text())) for f in own_results(out)]
     atomic_write_text(out / "SEARCH.md", "# Latency-aware search vs uniform pruning\n\n" + "\n".join(parts))
     return 0
 

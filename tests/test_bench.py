@@ -367,3 +367,7 @@ def test_algorithm_bench_tracks_the_best_feasible_candidate_and_pairs_seeds_with
         assert run["evaluations"] == 24 and run["curve"] == sorted(run["curve"]) and 0 < run["best_proxy"] <= 1
     assert res["summary"]["variants"]["random"]["gap_to_random"] == [0.0]
     assert "| ga-step |" in (out / "ALGORITHMS.md").read_text()
+    from bench import search
+
+    (out / "m_d.json").write_text("{}")  # the latency bench's SEARCH.md reads its own files only
+    assert search.own_results(out) == [out / "m_d.json"]
