@@ -83,6 +83,21 @@ def test_a_kd_fit_gives_the_same_student_with_fewer_teacher_passes(fmnist_slice)
         assert torch.allclose(a, b, atol=1e-3)
 
 
+def test_a_pickled_cache_starts_empty_and_works_in_another_process():
+    """A distributed fit pickles its loss for the other ranks: each gets an empty cache for its shard."""
+    import pickle
+
+    teacher = lenet(0)
+    cache = TeacherLogits(teacher, torch.zeros(4, 1, 28, 28, dtype=torch.uint8))
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        cache(teacher, x, torch.tensor([0, 3]))
+        copy_ = pickle.loads(pickle.dumps(cache))
+        assert copy_.values is None and not copy_.filled.any() and not copy_.valid_for(teacher, torch.zeros(1))
+        out, computed = copy_(teacher, x, torch.tensor([0, 3]))
+    assert computed == 2 and torch.allclose(out, teacher(x), atol=1e-5)
+
+
 def test_the_cache_is_shared_while_the_teacher_and_split_are_unchanged(fmnist_slice):
     teacher = lenet(0)
     images = fmnist_slice.train.images

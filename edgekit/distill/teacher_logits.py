@@ -38,7 +38,7 @@ class TeacherLogits:
 
     def __init__(self, teacher: nn.Module, images: torch.Tensor, max_bytes: int = MAX_BYTES):
         self.views = 2 * len(images)
-        self._images = weakref.ref(images)
+        self._images: weakref.ref[torch.Tensor] | None = weakref.ref(images)
         self._checksum = weights_checksum(teacher)
         self.max_bytes = max_bytes
         self.values: torch.Tensor | None = None
@@ -46,7 +46,14 @@ class TeacherLogits:
         self.disabled = False
 
     def valid_for(self, teacher: nn.Module, images: torch.Tensor) -> bool:
-        return self._images() is images and weights_checksum(teacher) == self._checksum
+        return self._images is not None and self._images() is images and weights_checksum(teacher) == self._checksum
+
+    def __getstate__(self) -> dict:
+        """An empty copy for another process (a distributed fit sends its loss to the other ranks): each rank
+        fills its own with the views of its shard, and a weak reference cannot be pickled."""
+        state = dict(self.__dict__)
+        state.update(_images=None, values=None, filled=torch.zeros(self.views, dtype=torch.bool))
+        return state
 
     def __call__(self, teacher: nn.Module, x: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, int]:
         """The teacher's logits for the batch `x` whose views are `keys`, and how many it computed."""
