@@ -34,7 +34,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable from t
 from bench import baseline
 from edgekit.envinfo import cpu_features
 from edgekit.fileio import atomic_write_json, atomic_write_text
-from edgekit.search import run_search
+from edgekit.search import Config, run_search
 
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {  # name -> (algorithm, extra search settings)
     "random": ("random", {}),
@@ -146,7 +146,7 @@ def bench_model(model_name: str, args) -> dict:
         for variant in VARIANTS:
             print(f"[{model_name}] seed {seed}: {variant}", flush=True)
             runs.append(one_search(model, data, variant, seed, args, work))
-    population = 12  # search.population's default, which every run here uses
+    population = Config().population  # the default, which every search here uses
     return {
         "model": model_name,
         "data": recipe.data.name,

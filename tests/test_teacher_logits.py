@@ -83,6 +83,17 @@ def test_a_kd_fit_gives_the_same_student_with_fewer_teacher_passes(fmnist_slice)
         assert torch.allclose(a, b, atol=1e-3)
 
 
+def test_a_cache_over_its_memory_bound_runs_the_teacher_every_time():
+    teacher = lenet(0)
+    cache = TeacherLogits(teacher, torch.zeros(6, 1, 28, 28, dtype=torch.uint8), max_bytes=12 * 10 * 4 - 1)
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert cache(teacher, x, torch.tensor([0, 2]))[1] == 2
+        out, computed = cache(teacher, x, torch.tensor([0, 2]))  # the same views again: not stored
+    assert cache.disabled and cache.values is None and computed == 2
+    assert torch.allclose(out, teacher(x), atol=1e-5)
+
+
 def test_a_pickled_cache_starts_empty_and_works_in_another_process():
     """A distributed fit pickles its loss for the other ranks: each gets an empty cache for its shard."""
     import pickle

@@ -60,22 +60,13 @@ class TeacherLogits:
         keys = keys.cpu()
         if self.disabled:
             return teacher(x), len(x)
-        if self.values is None:
-            out = teacher(x)
-            need = self.views * out.shape[1] * out.element_size()
-            if need > self.max_bytes:
-                self.disabled = True
-                log.debug(f"teacher logits not cached: {need / 2**20:.0f} MiB over the {self.max_bytes / 2**20:.0f}")
-                return out, len(x)
-            self.values = torch.empty((self.views, out.shape[1]), dtype=out.dtype, device=out.device)
-            self._store(keys, out)
-            return out, len(x)
         miss = ~self.filled[keys]
         computed = int(miss.sum())
-        if computed == len(keys):
+        if computed == len(keys):  # the first batch, and any whose views are all new
             out = teacher(x)
             self._store(keys, out)
             return out, computed
+        assert self.values is not None  # a view was filled, so the store exists
         out = self.values[keys.to(self.values.device)]
         if computed:
             fresh = teacher(x[miss.to(x.device)])
@@ -84,7 +75,13 @@ class TeacherLogits:
         return out, computed
 
     def _store(self, keys: torch.Tensor, logits: torch.Tensor) -> None:
-        assert self.values is not None
+        if self.values is None:  # made on first use, when the logits' width, dtype and device are known
+            need = self.views * logits.shape[1] * logits.element_size()
+            if need > self.max_bytes:
+                self.disabled = True
+                log.debug(f"teacher logits not cached: {need / 2**20:.0f} MiB over the {self.max_bytes / 2**20:.0f}")
+                return
+            self.values = torch.empty((self.views, logits.shape[1]), dtype=logits.dtype, device=logits.device)
         self.values[keys.to(self.values.device)] = logits.detach().to(self.values.dtype)
         self.filled[keys] = True
 

@@ -37,9 +37,8 @@ def _search(r: Any, ctx: Context, art: Artifact, rows: int) -> Work | None:
     if s.measures_latency:
         # with the reference, each candidate's window is matched by as long a window of the unpruned model
         timed = 2 if s.latency_reference else 1
-        work[SECONDS] = evals * timed * (s.latency_window_s + s.latency_warmup_s) + (s.finalists + 1) * timed * (
-            s.final_latency_s
-        )
+        per_model = evals * (s.latency_window_s + s.latency_warmup_s) + (s.finalists + 1) * s.final_latency_s
+        work[SECONDS] = timed * per_model
     return work
 
 
