@@ -53,6 +53,13 @@ TOKEN_VALIDATE = {
 }
 
 
+def search_sets(train_limit: int) -> dict:
+    """The settings both search benches (bench/search.py, bench/search_algorithms.py) add to the recipe, so
+    they train and reuse the same cached baseline: int8 off (they compare pruned architectures) and the
+    training-image limit (0: the whole split)."""
+    return {"quantize.enabled": False, **({"data.train_limit": train_limit} if train_limit else {})}
+
+
 def recipe_for(model: str, data: str, quick: bool, sets: dict | None = None, **extra) -> Recipe:
     """The recipe of the edgekit row, built as `edgekit compress` builds it (model + flag overrides)."""
     over = {

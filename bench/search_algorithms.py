@@ -135,8 +135,7 @@ def markdown(res: dict) -> str:
 
 
 def bench_model(model_name: str, args) -> dict:
-    sets = {"quantize.enabled": False, **({"data.train_limit": args.train_limit} if args.train_limit else {})}
-    recipe = baseline.recipe_for(model_name, args.data, args.quick, sets)
+    recipe = baseline.recipe_for(model_name, args.data, args.quick, baseline.search_sets(args.train_limit))
     data = baseline.dataset(recipe)
     work = Path(args.work) / f"search_algorithms_{model_name}_{recipe.data.name}{'-quick' if args.quick else ''}"
     _, model, _ = baseline.trained_baseline(recipe, data, work)
