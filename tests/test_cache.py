@@ -210,6 +210,7 @@ def test_a_damaged_baseline_is_retrained_with_one_warning(small_slice, tmp_path,
 
 def test_a_damaged_cache_file_of_an_older_edgekit_no_longer_fails_the_run(small_slice, tmp_path, monkeypatch):
     """The reported case: `lenet-<key>.pt` holding garbage made every run exit 2 in the train stage."""
+    import edgekit
     from edgekit.recipe import Recipe
     from edgekit.stages import train
     from edgekit.stages.context import Context
@@ -217,7 +218,8 @@ def test_a_damaged_cache_file_of_an_older_edgekit_no_longer_fails_the_run(small_
     monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "cache"))
     recipe = Recipe()
     recipe.model.name, recipe.train.epochs = "lenet", 1
-    key = train.cache_key(Context(recipe, small_slice, tmp_path), recipe.train)
+    model = edgekit.create_model("lenet", num_classes=10, in_chans=1, small_input=True)  # its module is in the key
+    key = train.cache_key(Context(recipe, small_slice, tmp_path), recipe.train, model)
     legacy = tmp_path / "cache" / "baselines" / f"lenet-{key}.pt"
     legacy.parent.mkdir(parents=True)
     legacy.write_bytes(b"PK\x03\x04 truncated zip")

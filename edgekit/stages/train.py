@@ -1,14 +1,17 @@
-"""train: train the baseline when no weights were given. The result is cached, keyed by model, data and
-this config, so a second run with the same settings skips training; a damaged cache entry is discarded
+"""train: train the baseline when no weights were given. The result is cached, keyed by model, data,
+this config and the training code (TRAINING_CODE), so a second run with the same settings and the same
+edgekit skips training; a damaged cache entry is discarded
 with a warning and the baseline trained again (edgekit.cache)."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import json
 import logging
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +35,19 @@ from edgekit.training import OptimConfig, fit, measured_rate
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1  # bump when training code changes results, to invalidate old cache entries
+CACHE_FORMAT = 1  # bump when the cache file's layout changes
+
+# The modules whose code decides what the same settings train (besides the model's own module): their
+# source is part of the cache key, so a change to them (channels_last, a new default augmentation) trains
+# a new baseline instead of silently reusing one trained by the old code. A refactor costs one retrain.
+TRAINING_CODE = (
+    "edgekit.training",
+    "edgekit.training_layout",
+    "edgekit.data.transforms",
+    "edgekit.data.arrays",
+    "edgekit.seeding",
+    __name__,
+)
 
 
 @dataclass
@@ -72,10 +87,29 @@ def cache_dir() -> Path:
     return cache_root("baselines")
 
 
-def cache_key(ctx: Context, cfg: Config) -> str:
+def code_digest(modules: Iterable[str]) -> str:
+    """A digest of the named modules' source files (a module without a file, as in a frozen build, counts
+    by name only)."""
+    h = hashlib.sha256()
+    for name in modules:
+        try:
+            file = getattr(sys.modules.get(name) or importlib.import_module(name), "__file__", None)
+        except ImportError:  # a module made at run time (a notebook's, say): its name is all there is
+            file = None
+        h.update(name.encode())
+        if file:
+            h.update(Path(file).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_key(ctx: Context, cfg: Config, model: nn.Module | None = None) -> str:
+    """The baseline cache key: model and data identity, the training settings, torch's version, and the
+    code that trains (TRAINING_CODE and, given the model, the module that defines it)."""
     data = ctx.data
+    own = (type(model).__module__,) if model is not None else ()
     fingerprint = {
         "format": CACHE_FORMAT,
+        "code": code_digest(TRAINING_CODE + own),
         "model": as_dict(ctx.recipe.model),
         "data": {
             "name": data.name,
@@ -101,7 +135,7 @@ def run(art: Artifact, cfg: Config, ctx: Context) -> dict:
     model = entry.module
     assert model is not None  # the load stage keeps the baseline in memory
     use_cache = cfg.cache and not weights_given(ctx)  # a cache entry is a baseline trained from scratch
-    cached = cache_dir() / f"{ctx.recipe.model.name}-{cache_key(ctx, cfg)}.pt"
+    cached = cache_dir() / f"{ctx.recipe.model.name}-{cache_key(ctx, cfg, model)}.pt"
     hit = load_verified(cached, _state_for(model)) if use_cache else None
     if hit:
         state, file = hit
