@@ -172,7 +172,7 @@ def verdicts(agg: dict[str, dict]) -> dict[str, str]:
 def bench_model(model: str, args, timing: Timing) -> dict:
     start = time.perf_counter()
     # the distillation epochs are not a baseline setting: the cached baseline stays the one both benches use
-    kd = {"distill.epochs": args.distill_epochs} if args.distill_epochs else {}
+    kd = {"distill.epochs": args.distill_epochs} if args.distill_epochs and not args.quick else {}
     sets = {**baseline.search_sets(args.train_limit), **kd}
     recipe = baseline.recipe_for(model, args.data, args.quick, sets)
     data = baseline.dataset(recipe)
@@ -292,10 +292,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--models", default="mobilenet_v3,shufflenet_v2_x1_0", help="comma-separated zoo models")
     p.add_argument("--data", default="fashion_mnist")
     p.add_argument("--quick", action="store_true", help="smoke run: the shipped slice, 1 epoch, token timing")
-    p.add_argument("--seeds", default="0", help="comma-separated seeds (search and distillation), e.g. 0,1,2")
+    p.add_argument("--seeds", default="0,1", help="comma-separated seeds (search and distillation; default 0,1)")
     p.add_argument("--budget-evals", type=int, default=60, help="evaluations per search (default 60)")
     p.add_argument(
-        "--distill-epochs", type=int, default=0, help="KD epochs for every row (default 0: the model's recipe)"
+        "--distill-epochs",
+        type=int,
+        default=3,
+        help="KD epochs for every row (default 3; 0: the model's recipe; --quick keeps its 1)",
     )
     p.add_argument("--train-limit", type=int, default=12000, help="training images (default 12000; 0 = all)")
     p.add_argument("--out", help="folder for the results (default bench/results/search, .../quick with --quick)")
