@@ -1,7 +1,7 @@
 """train: train the baseline when no weights were given. The result is cached, keyed by model, data,
 this config and the training code (TRAINING_CODE), so a second run with the same settings and the same
-edgekit skips training; a damaged cache entry is discarded
-with a warning and the baseline trained again (edgekit.cache)."""
+edgekit skips training; a damaged cache entry is discarded with a warning and the baseline trained again
+(edgekit.cache)."""
 
 from __future__ import annotations
 
