@@ -24,7 +24,7 @@ from edgekit.artifact import Artifact, Role
 from edgekit.cache import load_verified, store
 from edgekit.checkpoint import save_state_dict
 from edgekit.config import as_dict, ranged
-from edgekit.fileio import atomic_write_json
+from edgekit.fileio import atomic_write_json, sha256
 from edgekit.paths import cache_root
 from edgekit.progress import fmt_seconds
 from edgekit.rewrite import applies_to
@@ -96,9 +96,7 @@ def code_digest(modules: Iterable[str]) -> str:
             file = getattr(sys.modules.get(name) or importlib.import_module(name), "__file__", None)
         except ImportError:  # a module made at run time (a notebook's, say): its name is all there is
             file = None
-        h.update(name.encode())
-        if file:
-            h.update(Path(file).read_bytes())
+        h.update(f"{name}:{sha256(file) if file else ''}\n".encode())
     return h.hexdigest()[:16]
 
 
